@@ -1,0 +1,18 @@
+"""gir: a compiler toolkit for numerical model functions.
+
+Trace a NumPy-style function (or write IR text), optimize the typed graph,
+and compile it for NumPy, Numba or JAX::
+
+    import gir
+    g = gir.trace(model, x="E")
+    print(gir.dump(g))
+    exe = gir.compile(g, target="numpy")
+    y = exe(theta, x=x)
+"""
+
+from gir.errors import GirError, InputError, ParseError, TargetError, VerifyError
+from gir.ir import OPS, Builder, Graph, Node, Type, Value, dump, verify
+
+# -- exports by subsystem (one line each) --
+
+__version__ = "0.1.0"

@@ -14,5 +14,6 @@ from gir.errors import GirError, InputError, ParseError, TargetError, VerifyErro
 from gir.ir import OPS, Builder, Graph, Node, Type, Value, dump, verify
 
 # -- exports by subsystem (one line each) --
+from gir.runtime import Executable, cache_info, clear_cache, compile, targets
 
 __version__ = "0.1.0"

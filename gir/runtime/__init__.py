@@ -1,0 +1,8 @@
+"""Targets, compile caches, ``gir.compile`` and the Executable."""
+
+from gir.runtime.cache import cache_info, clear_cache
+from gir.runtime.compile import compile
+from gir.runtime.executable import Executable
+from gir.runtime.targets import targets
+
+__all__ = ["Executable", "cache_info", "clear_cache", "compile", "targets"]

@@ -1,0 +1,49 @@
+"""The two compile caches: optimized graphs, and compiled artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import attrs
+
+
+@attrs.define
+class Cache:
+    """A dictionary with hit and miss counts."""
+
+    name: str
+    entries: dict = attrs.field(factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        if key in self.entries:
+            self.hits += 1
+            return self.entries[key]
+        self.misses += 1
+        value = self.entries[key] = make()
+        return value
+
+    def info(self) -> dict[str, int]:
+        return {"size": len(self.entries), "hits": self.hits, "misses": self.misses}
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.hits = self.misses = 0
+
+
+#: Optimized graphs by (structural hash of the input graph, pipeline, fixed parameters).
+GRAPHS = Cache("graphs")
+#: Compiled artifacts by (structural hash of the optimized graph, target, options).
+ARTIFACTS = Cache("artifacts")
+
+
+def cache_info() -> dict[str, dict[str, int]]:
+    """Sizes and hit counts of both levels of the compile cache."""
+    return {c.name: c.info() for c in (GRAPHS, ARTIFACTS)}
+
+
+def clear_cache() -> None:
+    for c in (GRAPHS, ARTIFACTS):
+        c.clear()

@@ -1,0 +1,133 @@
+"""The executable: one callable over a compiled graph, with input checking."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gir.errors import InputError
+from gir.ir.graph import Graph, Value
+
+_NP_DTYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "bool": np.bool_}
+
+
+class Executable:
+    """A compiled model: ``exe(**inputs)`` or ``exe(theta, **arrays)``.
+
+    ``theta`` is a vector of the scalar parameters in :attr:`param_names`
+    order; arrays are passed by name, each with one dimension per axis of its
+    type. Results have one dimension per axis of their type (a scalar result
+    is a float); several outputs come back as a tuple.
+    """
+
+    def __init__(self, graph: Graph, target: str, artifact: Any, options: Mapping[str, Any] | None = None):
+        self.graph = graph
+        self.target = target
+        self.options = dict(options or {})
+        self._artifact = artifact
+        self.param_names: tuple[str, ...] = tuple(v.name for v in graph.params)
+        self.array_names: tuple[str, ...] = tuple(v.name for v in graph.arrays)
+
+    @property
+    def source(self) -> str:
+        """The generated source code."""
+        return self._artifact.source
+
+    def __repr__(self) -> str:
+        return f"<Executable @{self.graph.name} target={self.target} params={list(self.param_names)}>"
+
+    def __reduce__(self):
+        return (_rebuild, (self.graph, self.target, self.options))
+
+    # -- calling --------------------------------------------------------------
+
+    def __call__(self, theta: Sequence[float] | np.ndarray | None = None, /, **inputs: Any):
+        args, sizes = self._arguments(theta, inputs, batch=False)
+        return self._results(self._artifact.call(args), sizes, None)
+
+    def batch(self, thetas: np.ndarray, /, **arrays: Any):
+        """Evaluate many parameter vectors at once: ``thetas`` has shape (B, P).
+
+        Each result gets a leading dimension of length B.
+        """
+        thetas = np.asarray(thetas, dtype=np.float64)
+        if thetas.ndim != 2 or thetas.shape[1] != len(self.param_names):
+            raise InputError(f"thetas must have shape (B, {len(self.param_names)}), got {thetas.shape}")
+        args, sizes = self._arguments(thetas, arrays, batch=True)
+        return self._results(self._artifact.batch(args), sizes, thetas.shape[0])
+
+    def _arguments(self, theta, inputs: dict[str, Any], batch: bool) -> tuple[list, dict[str, int]]:
+        params: dict[str, Any] = {}
+        if theta is not None:
+            theta = np.asarray(theta, dtype=np.float64)
+            if not batch:
+                if theta.ndim != 1 or theta.shape[0] != len(self.param_names):
+                    raise InputError(
+                        f"theta must be a vector of {len(self.param_names)} parameters "
+                        f"{list(self.param_names)}, got shape {theta.shape}"
+                    )
+            columns = theta.T if batch else theta[:, None]
+            params = dict(zip(self.param_names, columns, strict=True))
+            for name in inputs:
+                if name in params:
+                    raise InputError(f"parameter {name!r} is given both in theta and by name")
+        given = {**params, **inputs}
+        names = {v.name for v in self.graph.inputs}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise InputError(f"unknown input {unknown[0]!r}; inputs are {sorted(names)}")
+        missing = [n for n in (v.name for v in self.graph.inputs) if n not in given]
+        if missing:
+            raise InputError(f"missing input {missing[0]!r} (missing: {missing})")
+        sizes: dict[str, int] = {}
+        args = [self._argument(v, given[v.name], sizes, from_theta=v.name in params) for v in self.graph.inputs]
+        if not batch:
+            args = [a[0] if v.name in params else a for a, v in zip(args, self.graph.inputs, strict=True)]
+        return args, sizes
+
+    def _argument(self, v: Value, value: Any, sizes: dict[str, int], from_theta: bool) -> np.ndarray:
+        dtype = _NP_DTYPES[v.type.dtype]
+        arr = np.asarray(value)
+        if not np.can_cast(arr.dtype, dtype, "same_kind") or arr.dtype.kind not in "biuf":
+            raise InputError(f"input {v.name!r} must be {v.type.dtype}, got dtype {arr.dtype}")
+        arr = arr.astype(dtype, copy=False)
+        if v.type.is_scalar:
+            if not from_theta and arr.ndim != 0:
+                raise InputError(f"parameter {v.name!r} must be a scalar, got shape {arr.shape}")
+            bad = ~np.isfinite(arr) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
+            if bad.any():
+                raise InputError(f"parameter {v.name!r} is not finite: {arr[bad].ravel()[0]}")
+            return arr.reshape(-1)
+        if arr.ndim != len(v.type.axes):
+            raise InputError(
+                f"input {v.name!r} has axes {list(v.type.axes)} and needs {len(v.type.axes)} "
+                f"dimension(s), got shape {arr.shape}"
+            )
+        for axis, n in zip(v.type.axes, arr.shape, strict=True):
+            if sizes.setdefault(axis, n) != n:
+                raise InputError(f"input {v.name!r}: axis {axis} has length {n}, but another input has {sizes[axis]}")
+        return arr.reshape(self._layout(v.type.axes, sizes))
+
+    def _layout(self, axes: tuple[str, ...], sizes: dict[str, int]) -> tuple[int, ...]:
+        return tuple(sizes[a] if a in axes else 1 for a in self.graph.axes)
+
+    def _results(self, outs: tuple, sizes: dict[str, int], batch: int | None):
+        results = []
+        for v, out in zip(self.graph.outputs, outs, strict=True):
+            shape = tuple(sizes[a] for a in v.type.axes)
+            out = np.asarray(out)
+            if batch is None:
+                out = out.reshape(shape) if shape else out.reshape(()).item()
+            else:
+                layout = (batch, *self._layout(v.type.axes, sizes))
+                out = np.broadcast_to(out, layout).reshape((batch, *shape))
+            results.append(out)
+        return results[0] if len(results) == 1 else tuple(results)
+
+
+def _rebuild(graph: Graph, target: str, options: dict[str, Any]) -> Executable:
+    from gir.runtime.compile import compile_graph
+
+    return compile_graph(graph, target, options)

@@ -1,0 +1,100 @@
+"""Targets: which backends exist, whether they work here, and how ``auto`` picks."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+
+import attrs
+
+from gir.errors import TargetError
+
+
+@attrs.frozen
+class Target:
+    """A code generation target: a backend module plus the options it runs with."""
+
+    name: str
+    backend: str
+    options: dict = attrs.field(factory=dict)
+    requires: str | None = None  # the extra to install
+    check: Callable[[], str | None] | None = None  # returns why it is unavailable, or None
+    description: str = ""
+
+    def unavailable_reason(self) -> str | None:
+        if self.requires and importlib.util.find_spec(self.requires) is None:
+            return f"{self.requires} is not installed (pip install 'gir[{self.requires}]')"
+        return self.check() if self.check else None
+
+    def load(self):
+        return importlib.import_module(self.backend)
+
+
+@attrs.frozen
+class TargetInfo:
+    name: str
+    available: bool
+    reason: str
+    description: str
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def register_target(target: Target) -> Target:
+    TARGETS[target.name] = target
+    return target
+
+
+def _gpu_reason() -> str | None:
+    import jax
+
+    try:
+        jax.devices("gpu")
+    except RuntimeError:
+        return "no GPU visible to JAX (install a CUDA build: pip install 'jax[cuda12]')"
+    return None
+
+
+register_target(Target("numpy", "gir.codegen.numpy", description="vectorized NumPy, the reference"))
+register_target(
+    Target("numba", "gir.codegen.numba", {"parallel": False}, "numba", description="fused Numba loops, one core")
+)
+register_target(
+    Target("numba-parallel", "gir.codegen.numba", {"parallel": True}, "numba",
+           description="fused Numba loops, prange over the outer axis")
+)
+register_target(Target("jax", "gir.codegen.jax", {"device": None}, "jax", description="jitted JAX, default device"))
+register_target(Target("jax-cpu", "gir.codegen.jax", {"device": "cpu"}, "jax", description="jitted JAX on the CPU"))
+register_target(
+    Target("jax-gpu", "gir.codegen.jax", {"device": "gpu"}, "jax", _gpu_reason, description="jitted JAX on a GPU")
+)
+
+
+def targets() -> list[TargetInfo]:
+    """Every target with whether it is available here, and why not."""
+    out = []
+    for t in TARGETS.values():
+        reason = t.unavailable_reason()
+        out.append(TargetInfo(t.name, reason is None, reason or "", t.description))
+    return out
+
+
+def choose_auto(graph) -> str:
+    """The rule behind ``target="auto"`` (documented in docs/targets.md)."""
+    return "numpy"
+
+
+def resolve(name: str, graph) -> Target:
+    """The target called ``name`` (``auto`` resolved), or a TargetError saying what to do."""
+    if name == "auto":
+        name = choose_auto(graph)
+    if name not in TARGETS:
+        known = ", ".join(["auto", *TARGETS])
+        raise TargetError(f"unknown target {name!r}; known targets: {known}")
+    target = TARGETS[name]
+    reason = target.unavailable_reason()
+    if reason:
+        raise TargetError(f"target {name!r} is not available: {reason}")
+    return target

@@ -30,7 +30,7 @@ Template = str | Callable[[Sequence[str], Mapping[str, Any]], str]
 REQUIRED = object()
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class OpDef:
     """The single definition of an op.
 

@@ -3,6 +3,6 @@
 from gir.runtime.cache import cache_info, clear_cache
 from gir.runtime.compile import compile
 from gir.runtime.executable import Executable
-from gir.runtime.targets import targets
+from gir.runtime.target import targets
 
 __all__ = ["Executable", "cache_info", "clear_cache", "compile", "targets"]

@@ -10,7 +10,7 @@ from gir.ir.graph import Graph
 from gir.ir.verify import verify
 from gir.runtime.cache import ARTIFACTS, GRAPHS
 from gir.runtime.executable import Executable
-from gir.runtime.targets import resolve
+from gir.runtime.target import resolve
 
 
 def as_graph(model: Any) -> Graph:

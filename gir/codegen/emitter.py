@@ -115,7 +115,10 @@ def emit_function(
             emit = overrides.get("const") or get_op("const").source
             em.line(f"{local[node.output]} = {emit((), node.attributes)}", comment)
             continue
-        args = [local[v] for v in node.inputs]
+        inputs = node.inputs
+        if node.op in ("add", "mul"):  # broadcast last: operands with fewer axes combine first
+            inputs = sorted(inputs, key=lambda v: len(v.type.axes))
+        args = [local[v] for v in inputs]
         if node.op == "call":
             callee = node.attr("callee")
             if id(callee) not in callees:

@@ -72,7 +72,11 @@ def compile(
     ``fixed`` maps parameter names to values that become constants (the
     executable no longer takes them). ``target`` is one of :func:`gir.targets`
     or ``"auto"``; an unavailable target raises a TargetError saying what to
-    install, never a silent fallback.
+    install, never a silent fallback. Objects with a ``__gir_compile__``
+    method (such as :class:`gir.models.Model`) compile themselves.
     """
+    hook = getattr(model, "__gir_compile__", None)
+    if hook is not None:
+        return hook(target, passes=passes, fixed=fixed, **options)
     graph = optimized(as_graph(model), passes, fixed)
     return compile_graph(graph, target, options)

@@ -1,0 +1,18 @@
+"""Spectroscopy models: a component library and Model composition (1D and 2D).
+
+::
+
+    from gir import models as gm
+    m = gm.Model(axes=("time", "energy"))
+    m.add(gm.GLP("p1", A=gm.Param(10, bounds=(0, 100)), x0=gm.Param(84.0), F=1.0, m=0.3))
+    exe = gir.compile(m, target="numba")
+"""
+
+from gir.models import library
+from gir.models.component import REGISTRY, Component, ComponentDef, Param
+from gir.models.executable import ModelExecutable
+from gir.models.model import Model
+
+globals().update(REGISTRY)  # every library component: gm.GLP, gm.Shirley, gm.expFun, ...
+
+__all__ = ["REGISTRY", "Component", "ComponentDef", "Model", "ModelExecutable", "Param", "library", *REGISTRY]

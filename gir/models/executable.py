@@ -1,0 +1,142 @@
+"""A compiled Model: parameter bookkeeping, axis-derived inputs, per-component values."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from gir.errors import InputError
+from gir.runtime.compile import compile as compile_graph
+
+
+def trapezoid_weights(x: np.ndarray) -> np.ndarray:
+    """Quadrature weights of the trapezoid rule on a (possibly non-uniform) axis."""
+    if x.size < 2:
+        return np.ones_like(x)
+    gaps = np.diff(x)
+    return np.concatenate([[gaps[0] / 2], (gaps[:-1] + gaps[1:]) / 2, [gaps[-1] / 2]])
+
+
+def derived_time_inputs(t: np.ndarray, name: str) -> dict[str, np.ndarray]:
+    """Everything the convolution needs that depends only on the time axis."""
+    first, last = np.zeros_like(t), np.zeros_like(t)
+    first[0], last[-1] = 1.0, 1.0
+    return {
+        f"{name}.s": t,
+        f"{name}.d": t[:, None] - t[None, :],
+        f"{name}.w": trapezoid_weights(t),
+        f"{name}.a": t - t[0],
+        f"{name}.b": t - t[-1],
+        f"{name}.first": first,
+        f"{name}.last": last,
+    }
+
+
+class ModelExecutable:
+    """``exe(theta, energy=E, time=T)``: the model on a grid, theta in :attr:`param_names` order.
+
+    Axis-only quantities (convolution differences and weights, profile
+    weights) are computed once per axis array and reused across calls.
+    """
+
+    def __init__(self, model, target: str = "auto", **kwargs: Any):
+        self.model = model
+        self._kwargs = dict(kwargs)
+        self._exe = compile_graph(model.graph(), target, **kwargs)
+        self._parts = None
+        self.target = self._exe.target
+        self.param_names = self._exe.param_names
+        free = model.free_parameters()
+        self.theta0 = np.array([free[n].value for n in self.param_names])
+        self.bounds = (
+            np.array([free[n].bounds[0] for n in self.param_names]),
+            np.array([free[n].bounds[1] for n in self.param_names]),
+        )
+        self._positive = [self.param_names.index(k) for k in model.kernel_parameters() if k in self.param_names]
+        self._derived: dict[tuple, dict[str, np.ndarray]] = {}
+
+    @property
+    def graph(self):
+        return self._exe.graph
+
+    @property
+    def source(self) -> str:
+        return self._exe.source
+
+    def __repr__(self) -> str:
+        return f"<ModelExecutable {self.model!r} target={self.target} params={list(self.param_names)}>"
+
+    def __reduce__(self):
+        from gir.models.model import Model
+
+        return (_rebuild, (Model, self.model.to_dict(), self.target, self._kwargs))
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def _arrays(self, arrays: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        """The user's arrays plus the axis-derived inputs the graph takes (cached per axis array)."""
+        out = dict(arrays)
+        for axis, make in self._derivers().items():
+            if axis not in arrays:
+                continue
+            a = np.asarray(arrays[axis], dtype=np.float64)
+            key = (axis, a.shape, hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).digest())
+            if key not in self._derived:
+                if len(self._derived) > 64:
+                    self._derived.clear()
+                self._derived[key] = make(a)
+            out.update({k: v for k, v in self._derived[key].items() if k in names})
+        return out
+
+    def _derivers(self) -> dict[str, Any]:
+        m = self.model
+        makers: dict[str, Any] = {}
+        if m.time and any(d.irf is not None for d in m.dynamics_of.values()):
+            makers[m.time] = lambda t: derived_time_inputs(t, m.time)
+        for prof in m.profiles.values():
+            if prof.weights == "trapezoid":
+                axis = prof.axis
+                makers[axis] = lambda z, axis=axis: {f"{axis}.w": trapezoid_weights(z) / trapezoid_weights(z).sum()}
+        return makers
+
+    def _check(self, theta: np.ndarray) -> None:
+        for i in self._positive:
+            bad = np.asarray(theta)[..., i] <= 0
+            if np.any(bad):
+                raise InputError(f"kernel width {self.param_names[i]!r} must be positive")
+
+    def _shape(self, arrays: dict[str, np.ndarray]) -> tuple[int, ...]:
+        return tuple(np.shape(arrays[a])[0] for a in self.model.axes)
+
+    # -- evaluation -----------------------------------------------------------------
+
+    def __call__(self, theta: Any = None, /, **arrays: Any) -> np.ndarray:
+        theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
+        self._check(theta)
+        inputs = self._arrays(arrays, self._exe.array_names)
+        return np.broadcast_to(self._exe(theta, **inputs), self._shape(inputs)).copy()
+
+    def batch(self, thetas: Any, /, **arrays: Any) -> np.ndarray:
+        thetas = np.asarray(thetas, dtype=np.float64)
+        self._check(thetas)
+        inputs = self._arrays(arrays, self._exe.array_names)
+        out = self._exe.batch(thetas, **inputs)
+        return np.broadcast_to(out, (thetas.shape[0], *self._shape(inputs))).copy()
+
+    def components(self, theta: Any = None, /, **arrays: Any) -> dict[str, np.ndarray]:
+        """Each component's values on the grid, by component name (for plots)."""
+        if self._parts is None:
+            self._parts = compile_graph(self.model.graph(components=True), self.target, **self._kwargs)
+        theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
+        self._check(theta)
+        inputs = self._arrays(arrays, self._parts.array_names)
+        shape = self._shape(inputs)
+        values = self._parts(theta, **inputs)[1:]
+        names = [self.model._name(c) for c in self.model.components]
+        return {n: np.broadcast_to(v, shape).copy() for n, v in zip(names, values, strict=True)}
+
+
+def _rebuild(model_cls, data: dict, target: str, kwargs: dict) -> ModelExecutable:
+    return ModelExecutable(model_cls.from_dict(data), target, **kwargs)

@@ -1,0 +1,461 @@
+"""Model composition: components, parameters, time dynamics and profiles, as one graph."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gir.errors import GirError
+from gir.frontend import expr as parse_expr
+from gir.ir.builder import Builder
+from gir.ir.graph import Graph, Value
+from gir.ir.types import Type
+from gir.models.component import Component, Param, Spec
+
+#: IR axis names: energy E, time T, the convolution's source time S; aux axes keep their names.
+E, T, S = "E", "T", "S"
+DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+@attrs.frozen
+class Dynamics:
+    """p(t) = p + sum of ``terms`` (or per-subcycle terms), optionally convolved with ``irf``."""
+
+    target: str
+    terms: tuple[Component, ...] = ()
+    subcycles: tuple[tuple[Component, ...], ...] = ()
+    frequency: Spec | None = None
+    irf: Component | None = None
+
+
+@attrs.frozen
+class Profile:
+    """p(z) = p + sum of ``terms`` along the auxiliary axis ``axis``, averaged with ``weights``."""
+
+    target: str
+    terms: tuple[Component, ...]
+    axis: str
+    weights: str = "mean"
+
+
+class Model:
+    """A spectroscopy model: a sum of components on the energy axis, optionally over time.
+
+    Parameters are named ``component.param`` (``p1.A``); dynamics and profile
+    terms add ``target.term.param`` (``p1.x0.expFun.tau``). A parameter is a
+    fixed number, a :class:`Param` (free unless ``vary=False``) or an
+    expression string of other parameters.
+    """
+
+    def __init__(self, axes: Sequence[str] = ("energy",)):
+        axes = (axes,) if isinstance(axes, str) else tuple(axes)
+        if len(axes) not in (1, 2) or len(set(axes)) != len(axes):
+            raise GirError(f"a model has axes ('energy',) or ('time', 'energy'), got {axes}")
+        self.axes = axes
+        self.components: list[Component] = []
+        self.dynamics_of: dict[str, Dynamics] = {}
+        self.profiles: dict[str, Profile] = {}
+
+    @property
+    def energy(self) -> str:
+        return self.axes[-1]
+
+    @property
+    def time(self) -> str | None:
+        return self.axes[0] if len(self.axes) == 2 else None
+
+    # -- building ---------------------------------------------------------------
+
+    def add(self, component: Component) -> Component:
+        """Add a peak or background; names must be unique (unnamed ones use their type)."""
+        if not isinstance(component, Component) or component.kind not in ("peak", "background"):
+            raise GirError(f"Model.add takes a peak or background component, got {component!r}")
+        name = component.name or component.definition.name
+        if any(self._name(c) == name for c in self.components):
+            raise GirError(f"two components are named {name!r}; give each a unique name")
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            raise GirError(f"component name {name!r} is not an identifier")
+        for key, spec in component.params.items():
+            _check_syntax(f"{name}.{key}", spec)
+        self.components.append(component)
+        return component
+
+    def dynamics(
+        self,
+        target: str,
+        terms: Sequence[Component] | Sequence[Sequence[Component]],
+        *,
+        irf: Component | None = None,
+        frequency: Spec | None = None,
+        global_terms: Sequence[Component] = (),
+    ) -> None:
+        """Make parameter ``target`` time dependent.
+
+        Without ``frequency``, ``terms`` is a list of time functions added to
+        the parameter. With ``frequency`` f, ``terms`` is a list of per-subcycle
+        lists (N subcycles of length 1/(f N)) evaluated on the local time, and
+        ``global_terms`` apply on the raw time axis. ``irf`` convolves the
+        resolved trace with an instrument response along time.
+        """
+        if self.time is None:
+            raise GirError(f"dynamics on {target!r} need a model with a time axis")
+        self._check_target(target, "dynamics")
+        if target in self.dynamics_of:
+            raise GirError(f"{target!r} already has dynamics")
+        if frequency is None:
+            if global_terms:
+                raise GirError("global_terms need frequency= (subcycle dynamics)")
+            dyn = Dynamics(target, tuple(_kind(terms, "time", target)), irf=irf)
+        else:
+            if not terms or not all(isinstance(t, list | tuple) for t in terms):
+                raise GirError(f"subcycle dynamics of {target!r}: give a list of per-subcycle lists of terms")
+            subs = tuple(tuple(_kind(t, "time", target)) for t in terms)
+            dyn = Dynamics(target, tuple(_kind(global_terms, "time", target)), subs, frequency, irf)
+        if irf is not None:
+            _kind([irf], "kernel", target)
+            for key, spec in irf.params.items():
+                value = spec.value if isinstance(spec, Param) else spec
+                if isinstance(value, str):
+                    raise GirError(f"instrument response {target}.{irf.definition.name}.{key} must be a number or Param")
+                if not (math.isfinite(value) and value > 0):
+                    raise GirError(f"kernel width {target}.{irf.definition.name}.{key} must be positive, got {value}")
+        for name, spec in self._dynamics_params(dyn).items():
+            _check_syntax(name, spec)
+        self.dynamics_of[target] = dyn
+
+    def profile(self, target: str, terms: Sequence[Component], *, axis: str = "depth", weights: str = "mean") -> None:
+        """Make ``target`` vary along an auxiliary axis (given at call time) and average over it.
+
+        ``weights`` is ``"mean"`` (uniform) or ``"trapezoid"`` (quadrature on a
+        non-uniform axis).
+        """
+        self._check_target(target, "a profile")
+        if target in self.profiles:
+            raise GirError(f"{target!r} already has a profile")
+        if weights not in ("mean", "trapezoid"):
+            raise GirError(f"profile weights must be 'mean' or 'trapezoid', got {weights!r}")
+        if axis in self.axes or axis in (E, T, S) or not re.fullmatch(r"[A-Za-z_]\w*", axis):
+            raise GirError(f"profile axis name {axis!r} is taken or invalid")
+        for other in self.profiles.values():
+            if other.axis == axis and other.weights != weights:
+                raise GirError(
+                    f"profile of {target!r}: axis {axis!r} is averaged with weights={other.weights!r} "
+                    f"(profile of {other.target!r}); one axis has one weighting"
+                )
+        self.profiles[target] = Profile(target, tuple(_kind(terms, "profile", target)), axis, weights)
+
+    def _check_target(self, target: str, what: str) -> None:
+        spec = self.parameters().get(target)
+        if spec is None:
+            raise GirError(f"{what} on unknown parameter {target!r}")
+        if isinstance(spec, str):
+            raise GirError(f"{what} on {target!r}, which is an expression ({spec!r}); put it on a parameter")
+
+    # -- parameters ---------------------------------------------------------------
+
+    @staticmethod
+    def _name(c: Component) -> str:
+        return c.name or c.definition.name
+
+    def _dynamics_params(self, dyn: Dynamics) -> dict[str, Spec]:
+        out: dict[str, Spec] = {}
+        groups = [("", dyn.terms), *((f"sub{k}.", terms) for k, terms in enumerate(dyn.subcycles, 1))]
+        for prefix, terms in groups:
+            for name, c in _term_names(terms):
+                out.update({f"{dyn.target}.{prefix}{name}.{p}": s for p, s in c.params.items()})
+        if dyn.frequency is not None:
+            out[f"{dyn.target}.frequency"] = dyn.frequency
+        if dyn.irf is not None:
+            out.update({f"{dyn.target}.{dyn.irf.definition.name}.{p}": s for p, s in dyn.irf.params.items()})
+        return out
+
+    def parameters(self) -> dict[str, Spec]:
+        """Every parameter by full name, in declaration order."""
+        out: dict[str, Spec] = {}
+        for c in self.components:
+            out.update({f"{self._name(c)}.{p}": s for p, s in c.params.items()})
+        for dyn in self.dynamics_of.values():
+            out.update(self._dynamics_params(dyn))
+        for prof in self.profiles.values():
+            for name, c in _term_names(prof.terms):
+                out.update({f"{prof.target}.{name}.{p}": s for p, s in c.params.items()})
+        return out
+
+    def free_parameters(self) -> dict[str, Param]:
+        return {k: v for k, v in self.parameters().items() if isinstance(v, Param) and v.vary}
+
+    def kernel_parameters(self) -> list[str]:
+        """Free parameters that are instrument-response widths (must stay positive)."""
+        free = self.free_parameters()
+        return [
+            f"{d.target}.{d.irf.definition.name}.{p}"
+            for d in self.dynamics_of.values()
+            if d.irf is not None
+            for p in d.irf.params
+            if f"{d.target}.{d.irf.definition.name}.{p}" in free
+        ]
+
+    # -- the graph ----------------------------------------------------------------
+
+    def graph(self, components: bool = False) -> Graph:
+        """The model as IR: the total, or with ``components=True`` also each component."""
+        return _GraphBuilder(self).build(components)
+
+    def to_graph(self) -> Graph:
+        return self.graph()
+
+    def __gir_compile__(self, target: str, **kwargs: Any):
+        from gir.models.executable import ModelExecutable
+
+        return ModelExecutable(self, target, **kwargs)
+
+    # -- serialization ------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        from gir.models.component import spec_to_json
+
+        return {
+            "axes": list(self.axes),
+            "components": [c.to_dict() for c in self.components],
+            "dynamics": [
+                {
+                    "target": d.target,
+                    "terms": [t.to_dict() for t in d.terms],
+                    **({"subcycles": [[t.to_dict() for t in s] for s in d.subcycles]} if d.subcycles else {}),
+                    **({"frequency": spec_to_json(d.frequency)} if d.frequency is not None else {}),
+                    **({"irf": d.irf.to_dict()} if d.irf is not None else {}),
+                }
+                for d in self.dynamics_of.values()
+            ],
+            "profiles": [
+                {"target": p.target, "terms": [t.to_dict() for t in p.terms], "axis": p.axis, "weights": p.weights}
+                for p in self.profiles.values()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Model:
+        from gir.models.component import spec_from_json
+
+        load = Component.from_dict
+        m = cls(data.get("axes", ("energy",)))
+        for c in data.get("components", []):
+            m.add(load(c))
+        for d in data.get("dynamics", []):
+            irf = load(d["irf"]) if "irf" in d else None
+            if "subcycles" in d:
+                subs = [[load(t) for t in s] for s in d["subcycles"]]
+                freq = spec_from_json(d["frequency"])
+                m.dynamics(d["target"], subs, irf=irf, frequency=freq, global_terms=[load(t) for t in d["terms"]])
+            else:
+                m.dynamics(d["target"], [load(t) for t in d["terms"]], irf=irf)
+        for p in data.get("profiles", []):
+            m.profile(p["target"], [load(t) for t in p["terms"]], axis=p["axis"], weights=p["weights"])
+        return m
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Model:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def __repr__(self) -> str:
+        return f"<Model {self.axes}: {', '.join(map(self._name, self.components))}>"
+
+
+def _kind(terms: Iterable[Any], kind: str, target: str) -> list[Component]:
+    terms = list(terms)
+    for t in terms:
+        if not isinstance(t, Component) or t.kind != kind:
+            raise GirError(f"{target}: expected {kind} components, got {t!r}")
+    return terms
+
+
+def _term_names(terms: Sequence[Component]) -> list[tuple[str, Component]]:
+    """Names of terms: their type, numbered from the second of a kind on (expFun, expFun_2)."""
+    seen: dict[str, int] = {}
+    out = []
+    for c in terms:
+        base = c.name or c.definition.name
+        seen[base] = seen.get(base, 0) + 1
+        out.append((base if seen[base] == 1 else f"{base}_{seen[base]}", c))
+    return out
+
+
+def _placeholder(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _check_syntax(name: str, spec: Spec) -> None:
+    if isinstance(spec, str):
+        try:
+            parse_expr(DOTTED.sub(lambda m: _placeholder(m.group()), spec))
+        except GirError as e:
+            raise GirError(f"parameter {name!r}: {e}") from None
+
+
+class _GraphBuilder:
+    """Lowers a Model to IR: resolves parameters (with dynamics and profiles), then components."""
+
+    def __init__(self, model: Model):
+        self.m = model
+        self.specs = model.parameters()
+        axes = [T, S] if model.time else []
+        aux = list(dict.fromkeys(p.axis for p in model.profiles.values()))
+        self.b = Builder((*axes, *aux, E))
+        self.memo: dict[tuple[str, str], Value] = {}
+        self.resolving: list[str] = []
+
+    def build(self, with_components: bool) -> Graph:
+        m, b = self.m, self.b
+        self.x = b.input(m.energy, Type("f64", (E,)))
+        if m.time:
+            self.t = {T: b.input(m.time, Type("f64", (T,)))}
+            if any(d.irf is not None for d in m.dynamics_of.values()):
+                self.t[S] = b.input(f"{m.time}.s", Type("f64", (S,)))
+                self.conv = {
+                    key: b.input(f"{m.time}.{key}", Type("f64", axes))
+                    for key, axes in [("d", (T, S)), ("w", (S,)), ("a", (T,)), ("b", (T,)),
+                                      ("first", (S,)), ("last", (S,))]
+                }  # fmt: skip
+        self.z = {}
+        for prof in m.profiles.values():
+            if prof.axis not in self.z:
+                self.z[prof.axis] = b.input(prof.axis, Type("f64", (prof.axis,)))
+        for prof in m.profiles.values():
+            key = f"{prof.axis}.w"
+            if prof.weights == "trapezoid" and key not in self.z:
+                self.z[key] = b.input(key, Type("f64", (prof.axis,)))
+        self.inputs = {name: b.input(name) for name in m.free_parameters()}
+        peaks = {m._name(c): self.component(c) for c in m.components if c.kind == "peak"}
+        values = {}
+        for c in m.components:
+            name = m._name(c)
+            values[name] = peaks[name] if name in peaks else self.component(c, peaks)
+        if not values:
+            raise GirError("the model has no components")
+        total = values[next(iter(values))] if len(values) == 1 else b.op("add", *values.values(), hint="model")
+        outputs = [total, *values.values()] if with_components else [total]
+        return b.build(outputs, name="model")
+
+    # -- components ---------------------------------------------------------------
+
+    def component(self, c: Component, peaks: Mapping[str, Value] | None = None) -> Value:
+        name = self.m._name(c)
+        args = [self.x]
+        if c.definition.signal:
+            chosen = list(peaks) if c.signal is None else list(c.signal)
+            for s in chosen:
+                if s not in peaks:
+                    raise GirError(f"{name}: signal component {s!r} is not a peak of the model")
+            if not chosen:
+                raise GirError(f"{name}: the signal is empty (the model has no peaks)")
+            args.append(peaks[chosen[0]] if len(chosen) == 1 else self.b.op("add", *(peaks[s] for s in chosen)))
+        args += [self.param(f"{name}.{p}", T) for p in c.definition.params]
+        (value,) = self.b.call(c.definition.graph(), *args, hint=name)
+        return self.average(value)
+
+    def average(self, value: Value) -> Value:
+        """Average a value over every auxiliary axis it varies along."""
+        for axis in self.z:
+            if axis in value.type.axes:
+                w = self.z.get(f"{axis}.w")
+                if w is None:
+                    value = self.b.op("mean", value, axis=axis)
+                else:
+                    value = self.b.op("sum", self.b.op("mul", value, w), axis=axis)
+        return value
+
+    # -- parameters ---------------------------------------------------------------
+
+    def param(self, name: str, on: str) -> Value:
+        """The value of parameter ``name``, with time dependence evaluated on axis ``on`` (T or S)."""
+        key = (name, on)
+        if key not in self.memo:
+            if name in self.resolving:
+                cycle = " -> ".join([*self.resolving[self.resolving.index(name) :], name])
+                raise GirError(f"cyclic parameter expressions: {cycle}")
+            self.resolving.append(name)
+            try:
+                self.memo[key] = self._resolve(name, on)
+            finally:
+                self.resolving.pop()
+        return self.memo[key]
+
+    def _resolve(self, name: str, on: str) -> Value:
+        spec = self.specs[name]
+        b = self.b
+        if isinstance(spec, str):
+            return self.expression(name, spec, on)
+        value = self.inputs[name] if name in self.inputs else b.const(spec.value if isinstance(spec, Param) else spec)
+        dyn = self.m.dynamics_of.get(name)
+        if dyn is not None:
+            if dyn.irf is not None:
+                if on == S:
+                    raise GirError(f"{name!r} is convolved and cannot be used in another convolved trace")
+                value = self.convolve(dyn, self.trace(dyn, value, S))
+            else:
+                value = self.trace(dyn, value, on)
+        prof = self.m.profiles.get(name)
+        if prof is not None:
+            terms = [self.term(prof.target, n, c, self.z[prof.axis], on) for n, c in _term_names(prof.terms)]
+            value = b.op("add", value, *terms, hint=name)
+        return value
+
+    def expression(self, name: str, text: str, on: str) -> Value:
+        refs = {_placeholder(r): r for r in DOTTED.findall(text)}
+        for ph, ref in refs.items():
+            if ref not in self.specs:
+                raise GirError(f"parameter {name!r}: unknown parameter {ref!r} in {text!r}")
+        g = parse_expr(DOTTED.sub(lambda mt: _placeholder(mt.group()), text), name=_placeholder(name))
+        args = []
+        for v in g.inputs:
+            ref = refs.get(v.name, v.name)
+            if ref not in self.specs:
+                raise GirError(f"parameter {name!r}: unknown parameter {ref!r} in {text!r}")
+            args.append(self.param(ref, on))
+        (value,) = self.b.call(g, *args, hint=name)
+        return value
+
+    def term(self, target: str, term_name: str, c: Component, axis_value: Value, on: str) -> Value:
+        args = [self.param(f"{target}.{term_name}.{p}", on) for p in c.definition.params]
+        graph = c.definition.graph(**{c.definition.arg_names[0]: axis_value.type.axes})
+        (value,) = self.b.call(graph, axis_value, *args, hint=f"{target}.{term_name}")
+        return value
+
+    def trace(self, dyn: Dynamics, base: Value, on: str) -> Value:
+        """base + terms on the time axis ``on`` (raw, or per subcycle on the local time)."""
+        b, t = self.b, self.t[on]
+        parts = [self.term(dyn.target, n, c, t, on) for n, c in _term_names(dyn.terms)]
+        if dyn.subcycles:
+            n_sub = len(dyn.subcycles)
+            period = b.op("div", b.const(1.0), b.op("mul", self.param(f"{dyn.target}.frequency", on), b.const(float(n_sub))))
+            started = b.op("ge", t, b.const(0.0))
+            count = b.op("floor", b.op("div", t, period))
+            local = b.op("where", started, b.op("sub", t, b.op("mul", count, period)), b.const(0.0), hint="local_time")
+            index = b.op("where", started, b.op("add", b.op("mod", count, b.const(float(n_sub))), b.const(1.0)), b.const(0.0))
+            for k, terms in enumerate(dyn.subcycles, 1):
+                sub = [self.term(dyn.target, f"sub{k}.{n}", c, local, on) for n, c in _term_names(terms)]
+                total = sub[0] if len(sub) == 1 else b.op("add", *sub)
+                parts.append(b.op("where", b.op("eq", index, b.const(float(k))), total, b.const(0.0)))
+        return b.op("add", base, *parts, hint=dyn.target) if parts else base
+
+    def convolve(self, dyn: Dynamics, p: Value) -> Value:
+        """Normalized convolution with the instrument response, exact on non-uniform time axes."""
+        b, c = self.b, self.conv
+        irf = dyn.irf
+        args = [self.param(f"{dyn.target}.{irf.definition.name}.{k}", T) for k in irf.definition.params]
+        k, above, below = b.call(irf.definition.graph(), c["d"], c["a"], c["b"], *args, hint="irf")
+        kw = b.op("mul", k, c["w"])
+        first = b.op("sum", b.op("mul", c["first"], p), axis=S)
+        last = b.op("sum", b.op("mul", c["last"], p), axis=S)
+        num = b.op("add", b.op("sum", b.op("mul", kw, p), axis=S), b.op("mul", above, first), b.op("mul", below, last))
+        den = b.op("add", b.op("sum", kw, axis=S), above, below)
+        return b.op("div", num, den, hint=f"{dyn.target}.convolved")

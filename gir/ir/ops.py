@@ -49,6 +49,19 @@ class OpDef:
     commutative: bool = False
     min_arity: int = 0
     doc: str = ""
+    #: Derivative rule of a nonlinear op: (builder, output, *inputs) -> the partial
+    #: derivative of the output with respect to each input (None: zero or none).
+    partials: Callable[..., list[Any]] | None = None
+    #: Inputs the op is linear in (or "all"): its derivative applies the op to their
+    #: tangents; other inputs pass through unchanged, like the condition of ``where``.
+    linear: tuple[int, ...] | str | None = None
+    #: The transpose of a linear op, for reverse mode: (builder, cotangent, output,
+    #: *inputs, **attrs) -> the cotangent of each input (None where it has none).
+    transpose: Callable[..., list[Any]] | None = None
+
+    @property
+    def differentiable(self) -> bool:
+        return self.partials is not None or self.linear is not None
 
     def check_attrs(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Attributes completed with defaults; a GirError names any that are wrong."""
@@ -199,6 +212,102 @@ def _cumsum(args, attrs):
 
 _AXIS = {"axis": (str, REQUIRED)}
 
+
+# -- derivative rules ---------------------------------------------------------
+# Written with the builder, so derivatives are graphs every target compiles.
+
+
+def _c(b, value: float):
+    return b.const(value)
+
+
+def _op(b, name: str, *args, **attrs):
+    return b.op(name, *args, **attrs)
+
+
+def _product_of_others(b, z, *xs):
+    return [xs[1 - i] if len(xs) == 2 else _op(b, "mul", *(x for j, x in enumerate(xs) if j != i))
+            for i in range(len(xs))]
+
+
+def _wofz_derivative(b, x, y):
+    """w'(z) = -2 z w(z) + 2i/sqrt(pi) = a + ib; by Cauchy-Riemann du/dx = dv/dy = a, dv/dx = -du/dy = b."""
+    u, v = _op(b, "wofz_re", x, y), _op(b, "wofz_im", x, y)
+    a = _op(b, "mul", _c(b, -2.0), _op(b, "sub", _op(b, "mul", x, u), _op(b, "mul", y, v)))
+    bb = _op(b, "sub", _c(b, 2.0 / np.sqrt(np.pi)), _op(b, "mul", _c(b, 2.0), _op(b, "add", _op(b, "mul", x, v), _op(b, "mul", y, u))))
+    return a, bb
+
+
+def _sinc_partial(b, z, x):
+    zero = _op(b, "eq", x, _c(b, 0.0))
+    safe = _op(b, "where", zero, _c(b, 1.0), x)
+    slope = _op(b, "div", _op(b, "sub", _op(b, "cos", _op(b, "mul", _c(b, np.pi), safe)), z), safe)
+    return [_op(b, "where", zero, _c(b, 0.0), slope)]
+
+
+def _pick(b, first_wins):
+    one, zero = _c(b, 1.0), _c(b, 0.0)
+    return [_op(b, "where", first_wins, one, zero), _op(b, "where", first_wins, zero, one)]
+
+
+PARTIALS: dict[str, Callable[..., list[Any]]] = {
+    "mul": _product_of_others,
+    "div": lambda b, z, x, y: [_op(b, "div", _c(b, 1.0), y), _op(b, "neg", _op(b, "div", z, y))],
+    "pow": lambda b, z, x, y: [
+        _op(b, "mul", y, _op(b, "pow", x, _op(b, "sub", y, _c(b, 1.0)))),
+        _op(b, "mul", z, _op(b, "log", x)),
+    ],
+    "mod": lambda b, z, x, y: [_c(b, 1.0), _op(b, "neg", _op(b, "floor", _op(b, "div", x, y)))],
+    "minimum": lambda b, z, x, y: _pick(b, _op(b, "le", x, y)),
+    "maximum": lambda b, z, x, y: _pick(b, _op(b, "ge", x, y)),
+    "abs": lambda b, z, x: [_op(b, "sign", x)],
+    "sign": lambda b, z, x: [None],
+    "floor": lambda b, z, x: [None],
+    "exp": lambda b, z, x: [z],
+    "log": lambda b, z, x: [_op(b, "div", _c(b, 1.0), x)],
+    "log1p": lambda b, z, x: [_op(b, "div", _c(b, 1.0), _op(b, "add", _c(b, 1.0), x))],
+    "expm1": lambda b, z, x: [_op(b, "add", z, _c(b, 1.0))],
+    "sqrt": lambda b, z, x: [_op(b, "div", _c(b, 0.5), z)],
+    "sin": lambda b, z, x: [_op(b, "cos", x)],
+    "cos": lambda b, z, x: [_op(b, "neg", _op(b, "sin", x))],
+    "tan": lambda b, z, x: [_op(b, "add", _c(b, 1.0), _op(b, "mul", z, z))],
+    "arctan": lambda b, z, x: [_op(b, "div", _c(b, 1.0), _op(b, "add", _c(b, 1.0), _op(b, "mul", x, x)))],
+    "arctan2": lambda b, z, y, x: [
+        _op(b, "div", x, _op(b, "add", _op(b, "mul", x, x), _op(b, "mul", y, y))),
+        _op(b, "neg", _op(b, "div", y, _op(b, "add", _op(b, "mul", x, x), _op(b, "mul", y, y)))),
+    ],
+    "tanh": lambda b, z, x: [_op(b, "sub", _c(b, 1.0), _op(b, "mul", z, z))],
+    "erf": lambda b, z, x: [_op(b, "mul", _c(b, 2 / np.sqrt(np.pi)), _op(b, "exp", _op(b, "neg", _op(b, "mul", x, x))))],
+    "erfc": lambda b, z, x: [_op(b, "mul", _c(b, -2 / np.sqrt(np.pi)), _op(b, "exp", _op(b, "neg", _op(b, "mul", x, x))))],
+    "sinc": _sinc_partial,
+    "wofz_re": lambda b, z, x, y: (lambda a, c: [a, _op(b, "neg", c)])(*_wofz_derivative(b, x, y)),
+    "wofz_im": lambda b, z, x, y: list(_wofz_derivative(b, x, y))[::-1],
+    **{cmp: (lambda b, z, x, y: [None, None]) for cmp in ("lt", "le", "gt", "ge", "eq", "ne")},
+}
+
+LINEAR: dict[str, tuple[int, ...] | str] = {
+    "add": "all", "sub": (0, 1), "neg": (0,), "where": (1, 2), "sum": (0,), "mean": (0,),
+    "cumsum": (0,), "flip": (0,), "bcast": (0,),
+}  # fmt: skip
+
+
+def _count(b, x, axis):
+    return _op(b, "sum", _op(b, "bcast", _c(b, 1.0), x), axis=axis)
+
+
+TRANSPOSE: dict[str, Callable[..., list[Any]]] = {
+    "add": lambda b, g, z, *xs, **a: [g] * len(xs),
+    "sub": lambda b, g, z, x, y, **a: [g, _op(b, "neg", g)],
+    "neg": lambda b, g, z, x, **a: [_op(b, "neg", g)],
+    "where": lambda b, g, z, c, x, y, **a: [
+        None, _op(b, "where", c, g, _c(b, 0.0)), _op(b, "where", c, _c(b, 0.0), g)],
+    "sum": lambda b, g, z, x, axis: [_op(b, "bcast", g, x)],
+    "mean": lambda b, g, z, x, axis: [_op(b, "div", _op(b, "bcast", g, x), _count(b, x, axis))],
+    "cumsum": lambda b, g, z, x, axis, reverse: [_op(b, "cumsum", g, axis=axis, reverse=not reverse)],
+    "flip": lambda b, g, z, x, axis: [_op(b, "flip", g, axis=axis)],
+    "bcast": lambda b, g, z, x, like: [g, None],
+}  # fmt: skip
+
 for _name, _arity, _rule, _tpl, _comm in [
     ("add", None, arith, _join(" + "), True),
     ("mul", None, arith, _join(" * "), True),
@@ -236,7 +345,9 @@ for _name, _arity, _rule, _tpl, _comm in [
     ("ne", 2, compare, "({0} != {1})", True),
     ("where", 3, select, "np.where({0}, {1}, {2})", False),
 ]:
-    register(OpDef(_name, _arity, _rule, _tpl, commutative=_comm, min_arity=2 if _arity is None else 0))
+    register(
+        OpDef(_name, _arity, _rule, _tpl, commutative=_comm, min_arity=2 if _arity is None else 0)
+    )
 
 
 def literal(value: bool | int | float) -> str:
@@ -258,6 +369,17 @@ register(
 )
 register(OpDef("flip", 1, along_axis, "np.flip({0}, {axis})", _AXIS, elementwise=False))
 register(
+    OpDef("bcast", 2, lambda ins, attrs, order: [Type(ins[0].dtype, _broadcast(ins, order))],
+          "np.broadcast_to({0}, np.broadcast_shapes(np.shape({0}), np.shape({1})))",
+          doc="The first operand, broadcast to the axes of both (the second gives only its axes).")
+)
+register(
     OpDef("call", None, call, None, {"callee": (object, REQUIRED)}, elementwise=False,
           doc="Apply the graph in attribute callee (a composite op) to the inputs.")
 )
+
+# Attach the derivative rules above to the definitions they belong to.
+for _name, _op_def in OPS.items():
+    OPS[_name] = attrs.evolve(
+        _op_def, partials=PARTIALS.get(_name), linear=LINEAR.get(_name), transpose=TRANSPOSE.get(_name)
+    )

@@ -58,6 +58,84 @@ class Executable:
         args, sizes = self._arguments(thetas, arrays, batch=True)
         return self._results(self._artifact.batch(args), sizes, thetas.shape[0])
 
+    # -- derivatives ------------------------------------------------------------
+
+    def _derivative(self, mode: str) -> Executable:
+        """The executable of the forward (JVP) or reverse (VJP) graph, compiled once."""
+        cache = self.__dict__.setdefault("_derivatives", {})
+        if mode not in cache:
+            from gir.passes import optimize
+            from gir.passes.autodiff import jvp, vjp
+            from gir.runtime.compile import compile_graph
+
+            graph = (jvp if mode == "forward" else vjp)(self.graph)
+            cache[mode] = compile_graph(optimize(graph, "O2"), self.target, self.options)
+        return cache[mode]
+
+    def _mode(self, mode: str) -> str:
+        """``auto``: reverse mode when every output is a scalar and there are more parameters than outputs."""
+        if mode not in ("auto", "forward", "reverse"):
+            raise InputError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+        if mode != "auto":
+            return mode
+        scalar = all(v.type.is_scalar for v in self.graph.outputs)
+        return "reverse" if scalar and len(self.param_names) > len(self.graph.outputs) else "forward"
+
+    def value_and_jacobian(self, theta=None, /, *, mode: str = "auto", **arrays: Any):
+        """Values and Jacobians d output / d theta: each Jacobian has shape ``output.shape + (P,)``.
+
+        ``mode`` is ``"forward"`` (one evaluation of value and all columns),
+        ``"reverse"`` (one evaluation per output element) or ``"auto"``.
+        """
+        mode = self._mode(mode)
+        n, p = len(self.graph.outputs), len(self.param_names)
+        if mode == "forward":
+            outs = self._derivative("forward")(theta, **arrays)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            values = outs[:n]
+            jacs = [
+                np.stack([np.broadcast_to(d, np.shape(y)) for d in outs[n + j * p : n + (j + 1) * p]], axis=-1)
+                if p else np.zeros((*np.shape(y), 0))
+                for j, y in enumerate(values)
+            ]  # fmt: skip
+        else:
+            values, jacs = self._reverse_jacobian(theta, arrays)
+        if n == 1:
+            return values[0], jacs[0]
+        return tuple(values), tuple(jacs)
+
+    def jacobian(self, theta=None, /, *, mode: str = "auto", **arrays: Any):
+        """d output / d theta, of shape ``output.shape + (P,)`` (a tuple for several outputs)."""
+        return self.value_and_jacobian(theta, mode=mode, **arrays)[1]
+
+    def vjp(self, theta, cotangents, /, **arrays: Any) -> np.ndarray:
+        """The gradient of sum(cotangent * output) with respect to theta (one reverse sweep).
+
+        ``cotangents`` has one array per output (a single array for one output).
+        """
+        seeds = [cotangents] if len(self.graph.outputs) == 1 else list(cotangents)
+        rev = self._derivative("reverse")
+        names = [v.name for v in rev.graph.inputs[len(self.graph.inputs) :]]
+        named = dict(arrays)
+        if theta is not None:
+            named.update(zip(self.param_names, np.asarray(theta, dtype=np.float64), strict=True))
+        outs = rev(**named, **dict(zip(names, seeds, strict=True)))
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        return np.array(outs[len(self.graph.outputs) :], dtype=np.float64)
+
+    def _reverse_jacobian(self, theta, arrays):
+        values = self(theta, **arrays)
+        values = list(values) if isinstance(values, tuple) else [values]
+        jacs = []
+        for j, y in enumerate(values):
+            jac = np.zeros((*np.shape(y), len(self.param_names)))
+            for index in np.ndindex(np.shape(y)):
+                seeds = [np.zeros(np.shape(v)) for v in values]
+                seeds[j][index] = 1.0
+                jac[index] = self.vjp(theta, seeds if len(values) > 1 else seeds[0], **arrays)
+            jacs.append(jac)
+        return values, jacs
+
     def _arguments(self, theta, inputs: dict[str, Any], batch: bool) -> tuple[list, dict[str, int]]:
         params: dict[str, Any] = {}
         if theta is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 import numpy as np
 
-from gir.errors import InputError
+from gir.errors import GirError, InputError
+from gir.models.model import E, T
 from gir.runtime.compile import compile as compile_graph
 
 
@@ -21,6 +23,9 @@ def trapezoid_weights(x: np.ndarray) -> np.ndarray:
 
 def derived_time_inputs(t: np.ndarray, name: str) -> dict[str, np.ndarray]:
     """Everything the convolution needs that depends only on the time axis."""
+    if np.any(np.diff(t) < 0):
+        raise InputError(f"{name!r} must be increasing for the instrument response convolution")
+    t = t.copy()  # cached: must not alias the caller's array
     first, last = np.zeros_like(t), np.zeros_like(t)
     first[0], last[-1] = 1.0, 1.0
     return {
@@ -44,6 +49,10 @@ class ModelExecutable:
     def __init__(self, model, target: str = "auto", **kwargs: Any):
         self.model = model
         self._kwargs = dict(kwargs)
+        fixed = kwargs.get("fixed") or {}
+        for k in model.kernel_parameters():
+            if k in fixed and not (math.isfinite(fixed[k]) and fixed[k] > 0):
+                raise GirError(f"kernel width {k!r} must be positive, got {fixed[k]}")
         self._exe = compile_graph(model.graph(), target, **kwargs)
         self._parts = None
         self.target = self._exe.target
@@ -54,7 +63,9 @@ class ModelExecutable:
             np.array([free[n].bounds[0] for n in self.param_names]),
             np.array([free[n].bounds[1] for n in self.param_names]),
         )
-        self._positive = [self.param_names.index(k) for k in model.kernel_parameters() if k in self.param_names]
+        self._positive = [
+            self.param_names.index(k) for k in model.kernel_parameters() if k in self.param_names
+        ]
         self._derived: dict[tuple, dict[str, np.ndarray]] = {}
 
     @property
@@ -98,7 +109,9 @@ class ModelExecutable:
         for prof in m.profiles.values():
             if prof.weights == "trapezoid":
                 axis = prof.axis
-                makers[axis] = lambda z, axis=axis: {f"{axis}.w": trapezoid_weights(z) / trapezoid_weights(z).sum()}
+                makers[axis] = lambda z, axis=axis: {
+                    f"{axis}.w": trapezoid_weights(z) / trapezoid_weights(z).sum()
+                }
         return makers
 
     def _check(self, theta: np.ndarray) -> None:
@@ -123,7 +136,26 @@ class ModelExecutable:
         self._check(thetas)
         inputs = self._arrays(arrays, self._exe.array_names)
         out = self._exe.batch(thetas, **inputs)
-        return np.broadcast_to(out, (thetas.shape[0], *self._shape(inputs))).copy()
+        shape = self._shape(inputs)
+        # the result lacks the axes it does not vary along (time, for a model without dynamics)
+        axes = self._exe.graph.outputs[0].type.axes
+        grid = (T, E) if self.model.time else (E,)
+        out = out.reshape(
+            (thetas.shape[0], *(n if a in axes else 1 for a, n in zip(grid, shape, strict=True)))
+        )
+        return np.broadcast_to(out, (thetas.shape[0], *shape)).copy()
+
+    def value_and_jacobian(self, theta: Any = None, /, *, mode: str = "auto", **arrays: Any):
+        """The model and its Jacobian, of shape ``grid + (P,)`` (see Executable.value_and_jacobian)."""
+        theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
+        self._check(theta)
+        inputs = self._arrays(arrays, self._exe.array_names)
+        shape = self._shape(inputs)
+        y, jac = self._exe.value_and_jacobian(theta, mode=mode, **inputs)
+        return np.broadcast_to(y, shape).copy(), np.broadcast_to(jac, (*shape, len(self.param_names))).copy()
+
+    def jacobian(self, theta: Any = None, /, *, mode: str = "auto", **arrays: Any) -> np.ndarray:
+        return self.value_and_jacobian(theta, mode=mode, **arrays)[1]
 
     def components(self, theta: Any = None, /, **arrays: Any) -> dict[str, np.ndarray]:
         """Each component's values on the grid, by component name (for plots)."""

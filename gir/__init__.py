@@ -11,9 +11,11 @@ and compile it for NumPy, Numba or JAX::
 """
 
 from gir.errors import GirError, InputError, ParseError, TargetError, VerifyError
-from gir.ir import OPS, Builder, Graph, Node, Type, Value, dump, verify
+from gir.ir import OPS, Builder, Graph, Node, Type, Value, dump, parse, verify
 
 # -- exports by subsystem (one line each) --
+from gir.frontend import component, expr, trace
+from gir.passes import graph_pass, optimize, rewrite
 from gir.runtime import Executable, cache_info, clear_cache, compile, targets
 
 __version__ = "0.1.0"

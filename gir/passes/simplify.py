@@ -1,0 +1,214 @@
+"""simplify: algebraic identities as a group of small rewrites, with constant folding.
+
+Exact rules always apply. Some identities hold only for finite values: with
+``finite_math`` (like a C compiler's ``-ffinite-math-only``: the program
+promises no value is ever inf or nan) they apply everywhere; without it
+``x*0 -> 0``, ``x-x -> 0`` and ``x**0.5 -> sqrt x`` apply only where the
+operands are provably finite, and ``exp(log x) -> x``, ``log(exp x) -> x`` and
+``x**-0.5 -> 1/sqrt x`` not at all. Combining constants and
+``x/c -> x*(1/c)`` may change the last bits of a result, as any
+reassociation does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gir.ir.graph import Node, Value
+from gir.ir.ops import get_op
+from gir.passes.base import PASSES, rewrite
+from gir.passes.driver import RewriteBuilder
+from gir.passes.fold import PYTHON_TYPE, fold
+
+#: Ops whose result is finite when their operands are.
+BOUNDED = {"sin", "cos", "tanh", "erf", "erfc", "arctan", "sign", "neg", "abs", "floor",
+           "minimum", "maximum", "where"}
+
+
+def is_finite(v: Value, b: RewriteBuilder, depth: int = 8) -> bool:
+    """Whether ``v`` is provably finite: integers, booleans, finite constants, and bounded
+    ops (sin, tanh, where, min, ...) of finite values. ``sin(inf)`` is nan, so
+    a bounded op is finite only if its operands are."""
+    if v.type.dtype in ("bool", "i64"):
+        return True
+    p = b.producer(v)
+    if p is None or depth == 0:
+        return False
+    if p.op == "const":
+        return math.isfinite(p.attr("value"))
+    return p.op in BOUNDED and all(is_finite(x, b, depth - 1) for x in p.inputs)
+
+
+def _same(node: Node, v: Value | None) -> Value | None:
+    """``v`` if it has the dtype of ``node``'s result (a replacement must), else None."""
+    return v if v is not None and v.type.dtype == node.output.type.dtype else None
+
+
+def _const(node: Node, b: RewriteBuilder, value: float) -> Value | None:
+    """A constant ``value`` of ``node``'s result dtype (None for f32, which constants cannot hold)."""
+    kind = PYTHON_TYPE.get(node.output.type.dtype)
+    return b.const(kind(value)) if kind in (int, float) else None
+
+
+def _rebuild(node: Node, b: RewriteBuilder, inputs: list[Value]) -> Value | None:
+    """``node``'s op over ``inputs`` (the single input itself if only one is left)."""
+    if len(inputs) == 1:
+        return _same(node, inputs[0])
+    return _same(node, b.op(node.op, *inputs, **node.attributes))
+
+
+# -- add and mul ----------------------------------------------------------------
+
+
+@rewrite("add", "mul", group="simplify")
+def combine_constants(node: Node, b: RewriteBuilder) -> Value | None:
+    """``x + 1 + y + 2 -> x + y + 3``: all constant operands of an n-ary add/mul become one, last."""
+    consts = [v for v in node.inputs if b.constant(v) is not None]
+    if len(consts) < 2 or len(consts) == len(node.inputs):
+        return None
+    arrays = [np.asarray(b.constant(v), PYTHON_TYPE[v.type.dtype]) for v in consts]
+    with np.errstate(all="ignore"):
+        value = get_op(node.op).reference()(*arrays)
+    kind = float if any(v.type.dtype == "f64" for v in consts) else int
+    others = [v for v in node.inputs if b.constant(v) is None]
+    return _rebuild(node, b, [*others, b.const(kind(value))])
+
+
+@rewrite("add", "mul", group="simplify")
+def drop_units(node: Node, b: RewriteBuilder) -> Value | None:
+    """``x + 0 -> x``, ``x * 1 -> x`` (when the dtype stays)."""
+    unit = 0 if node.op == "add" else 1
+    kept = [v for v in node.inputs if b.constant(v) != unit]
+    if len(kept) == len(node.inputs):
+        return None
+    return _rebuild(node, b, kept or [node.inputs[0]])
+
+
+@rewrite("mul", group="simplify")
+def mul_zero(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
+    """``x * 0 -> 0`` for finite ``x`` (``inf * 0`` is nan)."""
+    if not any(b.constant(v) == 0 for v in node.inputs):
+        return None
+    if not (finite_math or all(is_finite(v, b) for v in node.inputs)):
+        return None
+    return _const(node, b, 0)
+
+
+# -- sub, neg, div --------------------------------------------------------------
+
+
+@rewrite("sub", group="simplify")
+def sub_self(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
+    """``x - x -> 0`` for finite ``x`` (``inf - inf`` is nan)."""
+    x, y = node.inputs
+    if x is not y or not (finite_math or is_finite(x, b)):
+        return None
+    return _const(node, b, 0)
+
+
+@rewrite("sub", group="simplify")
+def sub_constant(node: Node, b: RewriteBuilder) -> Value | None:
+    """``x - 0 -> x``, ``0 - x -> -x``, ``x - c -> x + (-c)`` (exact; lets constants combine)."""
+    x, y = node.inputs
+    cx, cy = b.constant(x), b.constant(y)
+    if cy is not None and cx is None:
+        if cy == 0:
+            return _same(node, x)
+        return _same(node, b.op("add", x, b.const(-cy)))
+    if cx == 0 and cy is None:
+        return _same(node, b.op("neg", y))
+    return None
+
+
+@rewrite("neg", group="simplify")
+def neg_neg(node: Node, b: RewriteBuilder) -> Value | None:
+    """``-(-x) -> x``."""
+    p = b.producer(node.inputs[0])
+    return p.inputs[0] if p is not None and p.op == "neg" else None
+
+
+@rewrite("div", group="simplify")
+def div_constant(node: Node, b: RewriteBuilder) -> Value | None:
+    """``x / c -> x * (1/c)`` for a constant ``c`` whose reciprocal is finite and nonzero."""
+    x, c = node.inputs
+    value = b.constant(c)
+    if value is None or value == 0 or b.constant(x) is not None:
+        return None
+    inv = 1.0 / value
+    if not math.isfinite(inv) or inv == 0:
+        return None
+    return _same(node, b.op("mul", x, b.const(inv)))
+
+
+# -- powers, exp and log ----------------------------------------------------------
+
+
+@rewrite("pow", group="simplify")
+def pow_constant(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
+    """``x**n`` for integer ``|n| <= 4`` into products (negative: ``1/...``); ``x**0.5 -> sqrt x``,
+    ``x**-0.5 -> 1/sqrt x`` (these for finite ``x``: ``(-inf)**0.5`` is inf, ``sqrt(-inf)`` nan)."""
+    x, e = node.inputs
+    n = b.constant(e)
+    if n is None or isinstance(n, bool) or not math.isfinite(n):
+        return None
+    if n == 0:
+        return _const(node, b, 1)  # nan**0 is 1 too
+    if x.type.dtype != node.output.type.dtype:
+        return None
+    if n in (0.5, -0.5):
+        if not (finite_math or (n == 0.5 and is_finite(x, b))):
+            return None  # 1/sqrt(-0.0) is -inf where (-0.0)**-0.5 is inf
+        root = b.op("sqrt", x)
+        return root if n > 0 else b.op("div", b.const(1.0), root)
+    if n != int(n) or abs(n) > 4:
+        return None
+    k = abs(int(n))
+    prod = x if k == 1 else b.op("mul", *[x] * k)
+    return prod if n > 0 else b.op("div", b.const(1.0), prod)
+
+
+@rewrite("exp", group="simplify")
+def exp_log(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
+    """``exp(log x) -> x`` (only with finite_math: for ``x < 0`` the left side is nan)."""
+    p = b.producer(node.inputs[0])
+    return _same(node, p.inputs[0]) if finite_math and p is not None and p.op == "log" else None
+
+
+@rewrite("log", group="simplify")
+def log_exp(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
+    """``log(exp x) -> x`` (only with finite_math: ``exp`` overflows to inf for ``x > 709``)."""
+    p = b.producer(node.inputs[0])
+    return _same(node, p.inputs[0]) if finite_math and p is not None and p.op == "exp" else None
+
+
+# -- axes and selection -------------------------------------------------------------
+
+
+@rewrite("flip", group="simplify")
+def flip_flip(node: Node, b: RewriteBuilder) -> Value | None:
+    """``flip(flip x) -> x`` and ``flip(cumsum(flip x)) -> cumsum(x, reverse)`` along one axis."""
+    axis = node.attr("axis")
+    p = b.producer(node.inputs[0])
+    if p is None or p.attr("axis") != axis:
+        return None
+    if p.op == "flip":
+        return p.inputs[0]
+    inner = b.producer(p.inputs[0]) if p.op == "cumsum" else None
+    if inner is not None and inner.op == "flip" and inner.attr("axis") == axis:
+        return b.op("cumsum", inner.inputs[0], axis=axis, reverse=not p.attr("reverse"))
+    return None
+
+
+@rewrite("where", group="simplify")
+def where_known(node: Node, b: RewriteBuilder) -> Value | None:
+    """``where(true, a, b) -> a``, ``where(false, a, b) -> b``, ``where(c, a, a) -> a``."""
+    cond, x, y = node.inputs
+    c = b.constant(cond)
+    if x is y:
+        return x
+    return None if c is None else _same(node, x if c else y)
+
+
+PASSES["simplify"].add(fold)  # simplify folds constants too, as identities make new ones

@@ -25,7 +25,8 @@ def main() -> None:
     print(gir.dump(graph))
 
     exe = gir.compile(graph, target="numpy")  # O2 optimization by default
-    print(f"Optimized: {len(graph.nodes)} -> {len(exe.graph.nodes)} nodes; parameters {list(exe.param_names)}\n")
+    print(f"Optimized: {len(graph.nodes)} -> {len(exe.graph.nodes)} nodes")
+    print(f"Parameters: {list(exe.param_names)}\n")
     print(gir.dump(exe.graph))
 
     x = np.linspace(80.0, 92.0, 1131)

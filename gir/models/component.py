@@ -94,10 +94,14 @@ class ComponentDef:
     def __call__(self, name: str | None = None, *, signal: Any = None, **params: Spec) -> Component:
         unknown = sorted(set(params) - set(self.params))
         if unknown:
-            raise GirError(f"{self.name} has no parameter {unknown[0]!r}; its parameters are {list(self.params)}")
+            raise GirError(
+                f"{self.name} has no parameter {unknown[0]!r}; its parameters are {list(self.params)}"
+            )
         missing = [p for p in self.params if p not in params]
         if missing:
-            raise GirError(f"{self.name}{f' {name!r}' if name else ''}: parameter {missing[0]!r} is not given")
+            raise GirError(
+                f"{self.name}{f' {name!r}' if name else ''}: parameter {missing[0]!r} is not given"
+            )
         for key, spec in params.items():
             if not isinstance(spec, int | float | Param | str) or isinstance(spec, bool):
                 raise GirError(f"{self.name}.{key}: give a number, gm.Param(...) or an expression string")
@@ -110,10 +114,18 @@ class ComponentDef:
         return f"<component {self.name} ({self.kind}): {', '.join(self.params)}>"
 
 
-_DEFAULT_AXES: dict[str, str | tuple[str, ...]] = {"x": "E", "S": "E", "t": "T", "d": ("T", "S"), "a": "T", "b": "T", "z": "Z"}
+_DEFAULT_AXES: dict[str, str | tuple[str, ...]] = {
+    "x": "E",
+    "S": "E",
+    "t": "T",
+    "d": ("T", "S"),
+    "a": "T",
+    "b": "T",
+    "z": "Z",
+}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _traced(definition: ComponentDef, arrays: tuple[tuple[str, Any], ...]) -> Graph:
     from gir.frontend import trace
 

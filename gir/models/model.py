@@ -81,6 +81,8 @@ class Model:
             raise GirError(f"two components are named {name!r}; give each a unique name")
         if not re.fullmatch(r"[A-Za-z_]\w*", name):
             raise GirError(f"component name {name!r} is not an identifier")
+        if name in self.axes:
+            raise GirError(f"component name {name!r} is the name of an axis of the model")
         for key, spec in component.params.items():
             _check_syntax(f"{name}.{key}", spec)
         self.components.append(component)
@@ -122,14 +124,20 @@ class Model:
             for key, spec in irf.params.items():
                 value = spec.value if isinstance(spec, Param) else spec
                 if isinstance(value, str):
-                    raise GirError(f"instrument response {target}.{irf.definition.name}.{key} must be a number or Param")
+                    raise GirError(
+                        f"instrument response {target}.{irf.definition.name}.{key} must be a number or Param"
+                    )
                 if not (math.isfinite(value) and value > 0):
-                    raise GirError(f"kernel width {target}.{irf.definition.name}.{key} must be positive, got {value}")
+                    raise GirError(
+                        f"kernel width {target}.{irf.definition.name}.{key} must be positive, got {value}"
+                    )
         for name, spec in self._dynamics_params(dyn).items():
             _check_syntax(name, spec)
         self.dynamics_of[target] = dyn
 
-    def profile(self, target: str, terms: Sequence[Component], *, axis: str = "depth", weights: str = "mean") -> None:
+    def profile(
+        self, target: str, terms: Sequence[Component], *, axis: str = "depth", weights: str = "mean"
+    ) -> None:
         """Make ``target`` vary along an auxiliary axis (given at call time) and average over it.
 
         ``weights`` is ``"mean"`` (uniform) or ``"trapezoid"`` (quadrature on a
@@ -148,7 +156,11 @@ class Model:
                     f"profile of {target!r}: axis {axis!r} is averaged with weights={other.weights!r} "
                     f"(profile of {other.target!r}); one axis has one weighting"
                 )
-        self.profiles[target] = Profile(target, tuple(_kind(terms, "profile", target)), axis, weights)
+        prof = Profile(target, tuple(_kind(terms, "profile", target)), axis, weights)
+        for name, c in _term_names(prof.terms, target):
+            for key, spec in c.params.items():
+                _check_syntax(f"{target}.{name}.{key}", spec)
+        self.profiles[target] = prof
 
     def _check_target(self, target: str, what: str) -> None:
         spec = self.parameters().get(target)
@@ -167,7 +179,7 @@ class Model:
         out: dict[str, Spec] = {}
         groups = [("", dyn.terms), *((f"sub{k}.", terms) for k, terms in enumerate(dyn.subcycles, 1))]
         for prefix, terms in groups:
-            for name, c in _term_names(terms):
+            for name, c in _term_names(terms, dyn.target):
                 out.update({f"{dyn.target}.{prefix}{name}.{p}": s for p, s in c.params.items()})
         if dyn.frequency is not None:
             out[f"{dyn.target}.frequency"] = dyn.frequency
@@ -234,7 +246,12 @@ class Model:
                 for d in self.dynamics_of.values()
             ],
             "profiles": [
-                {"target": p.target, "terms": [t.to_dict() for t in p.terms], "axis": p.axis, "weights": p.weights}
+                {
+                    "target": p.target,
+                    "terms": [t.to_dict() for t in p.terms],
+                    "axis": p.axis,
+                    "weights": p.weights,
+                }
                 for p in self.profiles.values()
             ],
         }
@@ -252,7 +269,9 @@ class Model:
             if "subcycles" in d:
                 subs = [[load(t) for t in s] for s in d["subcycles"]]
                 freq = spec_from_json(d["frequency"])
-                m.dynamics(d["target"], subs, irf=irf, frequency=freq, global_terms=[load(t) for t in d["terms"]])
+                m.dynamics(
+                    d["target"], subs, irf=irf, frequency=freq, global_terms=[load(t) for t in d["terms"]]
+                )
             else:
                 m.dynamics(d["target"], [load(t) for t in d["terms"]], irf=irf)
         for p in data.get("profiles", []):
@@ -278,14 +297,17 @@ def _kind(terms: Iterable[Any], kind: str, target: str) -> list[Component]:
     return terms
 
 
-def _term_names(terms: Sequence[Component]) -> list[tuple[str, Component]]:
+def _term_names(terms: Sequence[Component], owner: str = "") -> list[tuple[str, Component]]:
     """Names of terms: their type, numbered from the second of a kind on (expFun, expFun_2)."""
     seen: dict[str, int] = {}
     out = []
     for c in terms:
         base = c.name or c.definition.name
         seen[base] = seen.get(base, 0) + 1
-        out.append((base if seen[base] == 1 else f"{base}_{seen[base]}", c))
+        name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        if any(name == n for n, _ in out):
+            raise GirError(f"{owner}: two terms are named {name!r}; give each a unique name")
+        out.append((name, c))
     return out
 
 
@@ -341,7 +363,9 @@ class _GraphBuilder:
             values[name] = peaks[name] if name in peaks else self.component(c, peaks)
         if not values:
             raise GirError("the model has no components")
-        total = values[next(iter(values))] if len(values) == 1 else b.op("add", *values.values(), hint="model")
+        total = (
+            values[next(iter(values))] if len(values) == 1 else b.op("add", *values.values(), hint="model")
+        )
         outputs = [total, *values.values()] if with_components else [total]
         return b.build(outputs, name="model")
 
@@ -357,7 +381,9 @@ class _GraphBuilder:
                     raise GirError(f"{name}: signal component {s!r} is not a peak of the model")
             if not chosen:
                 raise GirError(f"{name}: the signal is empty (the model has no peaks)")
-            args.append(peaks[chosen[0]] if len(chosen) == 1 else self.b.op("add", *(peaks[s] for s in chosen)))
+            args.append(
+                peaks[chosen[0]] if len(chosen) == 1 else self.b.op("add", *(peaks[s] for s in chosen))
+            )
         args += [self.param(f"{name}.{p}", T) for p in c.definition.params]
         (value,) = self.b.call(c.definition.graph(), *args, hint=name)
         return self.average(value)
@@ -394,7 +420,11 @@ class _GraphBuilder:
         b = self.b
         if isinstance(spec, str):
             return self.expression(name, spec, on)
-        value = self.inputs[name] if name in self.inputs else b.const(spec.value if isinstance(spec, Param) else spec)
+        value = (
+            self.inputs[name]
+            if name in self.inputs
+            else b.const(spec.value if isinstance(spec, Param) else spec)
+        )
         dyn = self.m.dynamics_of.get(name)
         if dyn is not None:
             if dyn.irf is not None:
@@ -411,7 +441,7 @@ class _GraphBuilder:
 
     def expression(self, name: str, text: str, on: str) -> Value:
         refs = {_placeholder(r): r for r in DOTTED.findall(text)}
-        for ph, ref in refs.items():
+        for ref in refs.values():
             if ref not in self.specs:
                 raise GirError(f"parameter {name!r}: unknown parameter {ref!r} in {text!r}")
         g = parse_expr(DOTTED.sub(lambda mt: _placeholder(mt.group()), text), name=_placeholder(name))
@@ -436,13 +466,26 @@ class _GraphBuilder:
         parts = [self.term(dyn.target, n, c, t, on) for n, c in _term_names(dyn.terms)]
         if dyn.subcycles:
             n_sub = len(dyn.subcycles)
-            period = b.op("div", b.const(1.0), b.op("mul", self.param(f"{dyn.target}.frequency", on), b.const(float(n_sub))))
+            period = b.op(
+                "div",
+                b.const(1.0),
+                b.op("mul", self.param(f"{dyn.target}.frequency", on), b.const(float(n_sub))),
+            )
             started = b.op("ge", t, b.const(0.0))
             count = b.op("floor", b.op("div", t, period))
-            local = b.op("where", started, b.op("sub", t, b.op("mul", count, period)), b.const(0.0), hint="local_time")
-            index = b.op("where", started, b.op("add", b.op("mod", count, b.const(float(n_sub))), b.const(1.0)), b.const(0.0))
+            local = b.op(
+                "where", started, b.op("sub", t, b.op("mul", count, period)), b.const(0.0), hint="local_time"
+            )
+            index = b.op(
+                "where",
+                started,
+                b.op("add", b.op("mod", count, b.const(float(n_sub))), b.const(1.0)),
+                b.const(0.0),
+            )
             for k, terms in enumerate(dyn.subcycles, 1):
                 sub = [self.term(dyn.target, f"sub{k}.{n}", c, local, on) for n, c in _term_names(terms)]
+                if not sub:
+                    continue  # a subcycle without terms adds nothing
                 total = sub[0] if len(sub) == 1 else b.op("add", *sub)
                 parts.append(b.op("where", b.op("eq", index, b.const(float(k))), total, b.const(0.0)))
         return b.op("add", base, *parts, hint=dyn.target) if parts else base
@@ -456,6 +499,11 @@ class _GraphBuilder:
         kw = b.op("mul", k, c["w"])
         first = b.op("sum", b.op("mul", c["first"], p), axis=S)
         last = b.op("sum", b.op("mul", c["last"], p), axis=S)
-        num = b.op("add", b.op("sum", b.op("mul", kw, p), axis=S), b.op("mul", above, first), b.op("mul", below, last))
+        num = b.op(
+            "add",
+            b.op("sum", b.op("mul", kw, p), axis=S),
+            b.op("mul", above, first),
+            b.op("mul", below, last),
+        )
         den = b.op("add", b.op("sum", kw, axis=S), above, below)
         return b.op("div", num, den, hint=f"{dyn.target}.convolved")

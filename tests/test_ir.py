@@ -93,6 +93,7 @@ def test_registry_has_every_op_once_with_reference():
         (lambda b, x: b.op("nope", x), "unknown op"),
         (lambda b, x: b.input("x", E), "duplicate input"),
         (lambda b, x: b.input("not a name"), "not an identifier"),
+        (lambda b, x: b.input("z", Type("f64", ("T", "E"))), "not in the graph's axis order"),
     ],
 )
 def test_builder_rejects_bad_nodes(build, message):

@@ -52,6 +52,8 @@ class Builder:
         if any(v.name == name for v in self.inputs):
             raise GirError(f"duplicate input name {name!r}")
         self.axes += tuple(a for a in t.axes if a not in self.axes)
+        if tuple(a for a in self.axes if a in t.axes) != t.axes:
+            raise GirError(f"input {name!r}: axes {list(t.axes)} are not in the graph's axis order {list(self.axes)}")
         v = Value(t, name)
         self.inputs.append(v)
         return v

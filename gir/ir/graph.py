@@ -70,7 +70,7 @@ def attr_key(value: Any) -> Any:
     if isinstance(value, int):
         return ("i", value)
     if isinstance(value, float):
-        return ("f", repr(value))
+        return ("f", repr(float(value)))  # np.float64(x) equals float(x)
     if isinstance(value, str):
         return ("s", value)
     if isinstance(value, tuple):

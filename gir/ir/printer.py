@@ -29,8 +29,10 @@ KEYWORDS = {"true", "false", "inf", "nan", "graph", "return", "axes"}
 def format_attr(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return repr(value)
+    if isinstance(value, float):
+        return repr(float(value))  # a plain float: np.float64 would print as np.float64(...)
     if isinstance(value, str):
         return value if IDENT.match(value) and value not in KEYWORDS else json.dumps(value)
     if isinstance(value, tuple):

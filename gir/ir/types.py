@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import re
+
 import attrs
 
 from gir.errors import GirError
@@ -11,6 +13,7 @@ from gir.errors import GirError
 #: Dtypes in promotion order (a binary op takes the later of its operands').
 DTYPES = ("bool", "i64", "f32", "f64")
 FLOATS = ("f32", "f64")
+AXIS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @attrs.frozen
@@ -27,6 +30,8 @@ class Type:
     def __attrs_post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise GirError(f"unknown dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+        if not all(isinstance(a, str) and AXIS.match(a) for a in self.axes):
+            raise GirError(f"axis names must be identifiers, got {self.axes}")
         if len(set(self.axes)) != len(self.axes):
             raise GirError(f"repeated axis in {self.axes}")
 

@@ -36,8 +36,8 @@ def verify(graph: Graph, _seen: set[int] | None = None) -> Graph:
             _fail(graph, None, f"input name {v.name!r} is not an identifier")
         if v in defined or any(w.name == v.name for w in defined):
             _fail(graph, None, f"input %{v.name} is declared twice")
-        if not set(v.type.axes) <= set(graph.axes):
-            _fail(graph, None, f"input %{v.name}: {v.type} uses an axis not in {list(graph.axes)}")
+        if tuple(a for a in graph.axes if a in v.type.axes) != v.type.axes:
+            _fail(graph, None, f"input %{v.name}: {v.type} does not follow the axis order {list(graph.axes)}")
         defined.add(v)
     for node in graph.nodes:
         for v in node.inputs:

@@ -185,6 +185,12 @@ def along_axis(ins, attrs, order):
     return [t]
 
 
+def running_sum(ins, attrs, order):
+    (t,) = ins
+    _axis_of(t, attrs)
+    return [t.with_dtype("i64") if t.dtype == "bool" else t]
+
+
 def constant(ins, attrs, order):
     value = attrs["value"]
     if isinstance(value, bool):
@@ -364,7 +370,7 @@ register(OpDef("const", 0, constant, lambda args, attrs: literal(attrs["value"])
 register(OpDef("sum", 1, reduce_sum, "np.sum({0}, axis={axis}, keepdims=True)", _AXIS, elementwise=False))
 register(OpDef("mean", 1, reduce_mean, "np.mean({0}, axis={axis}, keepdims=True)", _AXIS, elementwise=False))
 register(
-    OpDef("cumsum", 1, along_axis, _cumsum, {**_AXIS, "reverse": (bool, False)}, elementwise=False,
+    OpDef("cumsum", 1, running_sum, _cumsum, {**_AXIS, "reverse": (bool, False)}, elementwise=False,
           doc="Cumulative sum along an axis; reverse=true sums from the end.")
 )
 register(OpDef("flip", 1, along_axis, "np.flip({0}, {axis})", _AXIS, elementwise=False))

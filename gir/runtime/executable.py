@@ -162,7 +162,7 @@ class Executable:
         sizes: dict[str, int] = {}
         args = [self._argument(v, given[v.name], sizes, from_theta=v.name in params) for v in self.graph.inputs]
         if not batch:
-            args = [a[0] if v.name in params else a for a, v in zip(args, self.graph.inputs, strict=True)]
+            args = [a[0] if v.type.is_scalar else a for a, v in zip(args, self.graph.inputs, strict=True)]
         return args, sizes
 
     def _argument(self, v: Value, value: Any, sizes: dict[str, int], from_theta: bool) -> np.ndarray:

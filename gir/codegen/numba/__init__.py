@@ -1,0 +1,138 @@
+"""The Numba target: fused loop nests, compiled with ``numba.njit`` and cached on disk.
+
+Pipeline: calls are inlined (:mod:`.inline`), the graph is cut into scalar
+blocks, fused loop nests and special loops (:mod:`.loops`: every value is
+computed at the loop level where it varies, only values other nests or the
+caller need get arrays, and a cumulative sum along the innermost axis runs
+inside its nest), the stages are written as a readable Python module
+(:mod:`.kernel`, per-op expressions from :mod:`.ops`, one line per IR node
+with the node as a comment), and the module is written to the cache folder
+and imported (:mod:`.cache`) so that Numba's own cache finds the machine
+code again in a new process. ``exe.source`` is that module.
+
+Options: ``parallel`` (``prange`` over the outer axis of each nest; the
+``numba-parallel`` target sets it) and ``fast_exp`` (default True: exp is
+:func:`.fastexp.fast_exp`, a branch-free exp LLVM can vectorize, within 1 ulp
+of NumPy's; False uses ``math.exp``, the scalar libm call).
+
+Layout contract (as every backend): ``call(args)`` takes the graph inputs in
+order, scalars as numbers or 0-d arrays and arrays in the full-rank layout
+(one dimension per graph axis, size 1 where the value does not vary), and
+returns a tuple of outputs in that layout (0-d arrays for scalars).
+``batch(args)`` takes the scalar inputs as length-B vectors and returns
+outputs with a leading B dimension (scalars as (B, 1, ..., 1)); it runs a
+``prange`` over B, each iteration the serial kernel on its own output slice
+(in both targets: the batch is where the parallelism pays for small models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from gir.codegen.numba.cache import load_module
+from gir.codegen.numba.inline import inline_calls
+from gir.codegen.numba.kernel import KernelWriter
+from gir.codegen.numba.loops import schedule
+from gir.codegen.numba.ops import supported
+from gir.errors import GirError
+from gir.ir.graph import Graph
+
+_NP = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "bool": np.bool_}
+_SCALAR = {"f64": float, "i64": int, "bool": bool, "f32": np.float32}
+OPTIONS = {"parallel": False, "fast_exp": True}
+
+
+def unsupported(graph: Graph) -> list[str]:
+    """Ops of ``graph`` (and of the graphs it calls) this backend has no emitter for."""
+    ops = {n.op for g in [*graph.callees(), graph] for n in g.nodes}
+    return sorted(op for op in ops if not supported(op))
+
+
+def generate(graph: Graph, *, parallel: bool = False, fast_exp: bool = True) -> str:
+    """The source of the Numba module for ``graph``."""
+    flat = inline_calls(graph)
+    header = (
+        f'"""gir: Numba kernels for graph @{graph.name} (generated; edit the model, not this file).\n\n'
+        f"structural hash {graph.structural_hash[:16]}, parallel={parallel}, fast_exp={fast_exp}\n"
+        '"""'
+    )
+    writer = KernelWriter(schedule(flat), parallel=parallel, fast_exp=fast_exp, header=header)
+    return writer.module()
+
+
+class Compiled:
+    """A compiled Numba model; see the module docstring for the calling convention."""
+
+    def __init__(self, graph: Graph, source: str):
+        self.source = source
+        self._module = load_module(source)
+        ndim = len(graph.axes)
+        self._convert = [_converter(v.type.dtype, v.type.axes, graph.axes) for v in graph.inputs]
+        self._batch_convert = [
+            _converter(v.type.dtype, v.type.axes, graph.axes) if v.type.axes
+            else _vector(v.type.dtype) for v in graph.inputs
+        ]
+        self._scalar_inputs = [i for i, v in enumerate(graph.inputs) if not v.type.axes]
+        unique = list(dict.fromkeys(graph.outputs))
+        self._out_index = [unique.index(v) for v in graph.outputs]
+        positions = {v: tuple(graph.axes.index(a) for a in v.type.axes) for v in unique}
+        self._layout = [_layout(positions[v], ndim) for v in graph.outputs]
+
+    def call(self, args: Sequence[Any]) -> tuple:
+        outs = self._module.model(*[c(a) for c, a in zip(self._convert, args, strict=True)])
+        return tuple(f(outs[i]) for f, i in zip(self._layout, self._out_index))
+
+    def batch(self, args: Sequence[Any]) -> tuple:
+        conv = [c(a) for c, a in zip(self._batch_convert, args, strict=True)]
+        n = len(conv[self._scalar_inputs[0]]) if self._scalar_inputs else 1
+        outs = self._module.model_batch(n, *conv)
+        return tuple(f(outs[i], n) for f, i in zip(self._layout, self._out_index))
+
+
+def _converter(dtype: str, axes: tuple[str, ...], order: tuple[str, ...]) -> Callable[[Any], Any]:
+    """Full-rank layout -> the minimal-rank contiguous array (or number) the kernel takes."""
+    if not axes:  # a number, 0-d array or 1-element array (the Executable passes named ones so)
+        to = _SCALAR[dtype]
+        return lambda a: to(a) if isinstance(a, float) else to(np.asarray(a).item())
+    np_dtype = _NP[dtype]
+    positions = tuple(order.index(a) for a in axes)
+
+    def convert(a):
+        a = np.asarray(a)
+        shape = tuple(a.shape[p] for p in positions)
+        return np.ascontiguousarray(a.reshape(shape), dtype=np_dtype)
+
+    return convert
+
+
+def _vector(dtype: str) -> Callable[[Any], np.ndarray]:
+    np_dtype = _NP[dtype]
+    return lambda a: np.ascontiguousarray(np.asarray(a).reshape(-1), dtype=np_dtype)
+
+
+def _layout(positions: tuple[int, ...], ndim: int):
+    """Minimal-rank kernel output -> full-rank layout (with a leading batch size if given)."""
+
+    def reshape(out: np.ndarray, batch: int | None = None) -> np.ndarray:
+        lead = () if batch is None else (batch,)
+        if not positions:  # a scalar: 0-d, or (B, 1, ..., 1) in a batch
+            return out.reshape(lead + (1,) * (ndim if lead else 0))
+        core = out.shape[len(lead):]
+        shape = [1] * ndim
+        for p, n in zip(positions, core):
+            shape[p] = n
+        return out.reshape(lead + tuple(shape))
+
+    return reshape
+
+
+def build(graph: Graph, filename: str, **options: Any) -> Compiled:
+    """Generate, write, import (and on first call compile or load from cache) the kernels for ``graph``."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise GirError(f"the numba target has no option {unknown[0]!r}; its options are {sorted(OPTIONS)}")
+    opts = {**OPTIONS, **options}
+    return Compiled(graph, generate(graph, parallel=bool(opts["parallel"]), fast_exp=bool(opts["fast_exp"])))

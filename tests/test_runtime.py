@@ -141,3 +141,22 @@ def test_executables_pickle_into_another_process(exe, tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert float(out.stdout) == 3.0
+
+
+def test_auto_rule_follows_device_and_size(monkeypatch):
+    from gir.runtime.target import GPU_MIN_POINTS, choose_auto
+
+    g = model()
+    cpu = choose_auto(g)
+    assert cpu in ("numba-parallel", "numba", "jax-cpu", "numpy")
+    assert gir.compile(g, "auto", passes="O0").target == cpu
+    fake_gpu = targets_mod.Target("jax-gpu", "gir.codegen.jax", {"device": "gpu"})
+    monkeypatch.setitem(targets_mod.TARGETS, "jax-gpu", fake_gpu)
+    assert choose_auto(g) == "jax-gpu"  # no sizes: the GPU
+    assert choose_auto(g, {"T": 2048, "E": 4096}) == "jax-gpu"
+    assert choose_auto(g, {"T": 4, "E": GPU_MIN_POINTS // 8}) == cpu
+    assert choose_auto(g, {"T": 212, "E": 1131}) == cpu  # a typical fit grid stays on the CPU
+    fake_numba = targets_mod.Target("numba", "gir.codegen.numba", requires="no_such_package_xyz")
+    monkeypatch.setitem(targets_mod.TARGETS, "numba", fake_numba)
+    monkeypatch.setitem(targets_mod.TARGETS, "jax-gpu", targets_mod.Target("jax-gpu", "x", requires="no_such_xyz"))
+    assert choose_auto(g) in ("jax-cpu", "numpy")

@@ -48,6 +48,9 @@ class ModelExecutable:
 
     def __init__(self, model, target: str = "auto", **kwargs: Any):
         self.model = model
+        if kwargs.get("sizes"):  # axis lengths by the model's axis names -> the IR's
+            ir = {model.energy: "E", **({model.time: "T"} if model.time else {})}
+            kwargs["sizes"] = {ir.get(k, k): n for k, n in kwargs["sizes"].items()}
         self._kwargs = dict(kwargs)
         fixed = kwargs.get("fixed") or {}
         for k in model.kernel_parameters():

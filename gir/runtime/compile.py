@@ -45,9 +45,11 @@ def optimized(graph: Graph, passes: Any, fixed: Mapping[str, float] | None) -> G
     return run()  # pipelines holding user objects are not cached
 
 
-def compile_graph(graph: Graph, target: str, options: Mapping[str, Any] | None = None) -> Executable:
+def compile_graph(
+    graph: Graph, target: str, options: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None
+) -> Executable:
     """Compile an already optimized ``graph`` for ``target`` (cached by structure)."""
-    t = resolve(target, graph)
+    t = resolve(target, graph, dict(sizes or {}))
     backend = t.load()
     missing = backend.unsupported(graph)
     if missing:
@@ -65,18 +67,20 @@ def compile(
     *,
     passes: Any = "O2",
     fixed: Mapping[str, float] | None = None,
+    sizes: Mapping[str, int] | None = None,
     **options: Any,
 ) -> Executable:
     """Compile ``model`` for ``target`` after the pass pipeline ``passes``.
 
     ``fixed`` maps parameter names to values that become constants (the
     executable no longer takes them). ``target`` is one of :func:`gir.targets`
-    or ``"auto"``; an unavailable target raises a TargetError saying what to
-    install, never a silent fallback. Objects with a ``__gir_compile__``
+    or ``"auto"`` (see :func:`gir.runtime.target.choose_auto`; ``sizes``, axis
+    name -> length, tells it the grid); an unavailable target raises a
+    TargetError saying what to install, never a silent fallback. Objects with a ``__gir_compile__``
     method (such as :class:`gir.models.Model`) compile themselves.
     """
     hook = getattr(model, "__gir_compile__", None)
     if hook is not None:
-        return hook(target, passes=passes, fixed=fixed, **options)
+        return hook(target, passes=passes, fixed=fixed, sizes=sizes, **options)
     graph = optimized(as_graph(model), passes, fixed)
-    return compile_graph(graph, target, options)
+    return compile_graph(graph, target, options, sizes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import importlib.util
 from collections.abc import Callable
 
@@ -81,15 +82,40 @@ def targets() -> list[TargetInfo]:
     return out
 
 
-def choose_auto(graph) -> str:
-    """The rule behind ``target="auto"`` (documented in docs/targets.md)."""
+#: Grids with at least this many points go to a GPU when one is visible (smaller
+#: ones lose more to launch and transfer overhead than they gain).
+GPU_MIN_POINTS = 1 << 18
+
+
+def choose_auto(graph, sizes: dict[str, int] | None = None) -> str:
+    """The rule behind ``target="auto"`` (docs/targets.md), from what is installed and here.
+
+    1. a GPU visible to JAX, and a grid of at least GPU_MIN_POINTS points (or
+       no ``sizes`` given): ``jax-gpu``;
+    2. else Numba installed: ``numba-parallel`` on a machine with several
+       cores, ``numba`` on one (fused loops were the fastest CPU target in
+       benchmarks/bench_eval.py on both model shapes);
+    3. else JAX installed: ``jax-cpu``;
+    4. else ``numpy``.
+    """
+    points = None
+    if sizes:
+        points = 1
+        for axis in graph.axes:
+            points *= sizes.get(axis, 1)
+    if TARGETS["jax-gpu"].unavailable_reason() is None and (points is None or points >= GPU_MIN_POINTS):
+        return "jax-gpu"
+    if TARGETS["numba"].unavailable_reason() is None:
+        return "numba-parallel" if (os.cpu_count() or 1) > 1 else "numba"
+    if TARGETS["jax-cpu"].unavailable_reason() is None:
+        return "jax-cpu"
     return "numpy"
 
 
-def resolve(name: str, graph) -> Target:
+def resolve(name: str, graph, sizes: dict[str, int] | None = None) -> Target:
     """The target called ``name`` (``auto`` resolved), or a TargetError saying what to do."""
     if name == "auto":
-        name = choose_auto(graph)
+        name = choose_auto(graph, sizes)
     if name not in TARGETS:
         known = ", ".join(["auto", *TARGETS])
         raise TargetError(f"unknown target {name!r}; known targets: {known}")

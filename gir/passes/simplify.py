@@ -212,3 +212,69 @@ def where_known(node: Node, b: RewriteBuilder) -> Value | None:
 
 
 PASSES["simplify"].add(fold)  # simplify folds constants too, as identities make new ones
+
+
+# -- reductions along an axis: move out what does not vary along it --------------
+
+
+def _split(v: Value, axis: str, b: RewriteBuilder) -> tuple[list[Value], list[Value], Value | None]:
+    """``v == prod(num) / prod(den) * inner`` with num and den constant along ``axis``.
+
+    Looks through products and through numerators of quotients; ``inner``
+    is None when nothing varying along ``axis`` is left.
+    """
+    if axis not in v.type.axes:
+        return [v], [], None
+    p = b.producer(v)
+    if p is not None and p.op == "mul":
+        num, den, inner = [], [], []
+        for x in p.inputs:
+            n, d, i = _split(x, axis, b)
+            num += n
+            den += d
+            inner += [i] if i is not None else []
+        if not num and not den:
+            return [], [], v
+        return num, den, inner[0] if len(inner) == 1 else b.op("mul", *inner)
+    if p is not None and p.op == "div":
+        n, d, i = _split(p.inputs[0], axis, b)
+        if axis not in p.inputs[1].type.axes:
+            return n, [*d, p.inputs[1]], i
+        if not n and not d:
+            return [], [], v
+        return n, d, b.op("div", i if i is not None else b.const(1.0), p.inputs[1])
+    return [], [], v
+
+
+@rewrite("cumsum", "sum", group="simplify")
+def reduce_varying_part(node: Node, b: RewriteBuilder) -> Value | None:
+    """``cumsum(a[T] * g[T,E] / d[T], E) -> a * cumsum(g, E) / d``: factors constant along the
+    axis leave the reduction, so it runs on fewer axes (exact up to rounding)."""
+    if node.output.type.dtype not in ("f32", "f64"):
+        return None
+    axis = node.attr("axis")
+    num, den, inner = _split(node.inputs[0], axis, b)
+    num, den = ([v for v in vs if b.constant(v) != 1] for vs in (num, den))
+    if inner is None or not (num or den):
+        return None
+    out = b.op(node.op, inner, **node.attributes)
+    if num:
+        out = b.op("mul", *num, out)
+    if den:
+        out = b.op("div", out, den[0] if len(den) == 1 else b.op("mul", *den))
+    return _same(node, out)
+
+
+@rewrite("cumsum", "sum", group="simplify")
+def distribute_reduction(node: Node, b: RewriteBuilder) -> Value | None:
+    """``cumsum(a*g + c*h) -> cumsum(a*g) + cumsum(c*h)`` when every term has a factor constant
+    along the axis, so that each reduction then runs on fewer axes."""
+    axis = node.attr("axis")
+    p = b.producer(node.inputs[0])
+    if p is None or p.op != "add" or node.output.type.dtype not in ("f32", "f64"):
+        return None
+    for term in p.inputs:
+        num, den, inner = _split(term, axis, b) if axis in term.type.axes else ([], [], None)
+        if inner is None or not (num or den) or len(inner.type.axes) >= len(term.type.axes):
+            return None
+    return _same(node, b.op("add", *(b.op(node.op, t, **node.attributes) for t in p.inputs)))

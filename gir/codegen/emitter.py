@@ -93,13 +93,15 @@ def emit_function(
     overrides: dict[str, OpEmitter],
     name: str | None = None,
     callees: dict[int, str] | None = None,
+    release: bool = False,
 ) -> str:
     """Emit ``graph`` as a straight-line array function; return its name.
 
     Each op's source comes from ``overrides`` (the backend's own emitters) or
     else from the op definition's NumPy template. Constants are module-level
     names, evaluated once; call targets become functions of their own. The
-    function always returns a tuple.
+    function always returns a tuple. With ``release``, arrays are deleted after
+    their last use, so that memory is reused while the function runs.
     """
     callees = {} if callees is None else callees
     ir_names = value_names(graph)
@@ -108,7 +110,9 @@ def emit_function(
     fname = name or em.fresh(f"g_{graph.name}")
     for v in graph.inputs:
         local[v] = em.fresh(v.name)
-    for node in graph.nodes:
+    last_use = {v: i for i, node in enumerate(graph.nodes) for v in node.inputs}
+    keep = set(graph.inputs) | set(graph.outputs)
+    for i, node in enumerate(graph.nodes):
         comment = format_node(node, ir_names)
         if node.op == "const":  # module level, evaluated once
             local[node.output] = em.fresh(ir_names[node.output], "k")
@@ -132,6 +136,9 @@ def emit_function(
         local.update(zip(node.outputs, outs, strict=True))
         target = ", ".join(outs) + ("," if node.op == "call" and len(outs) == 1 else "")
         body.append((f"{target} = {expr}", comment))
+        dead = [local[v] for v in dict.fromkeys(node.inputs) if last_use[v] == i and v not in keep and v.type.axes]
+        if release and dead:
+            body.append((f"del {', '.join(dead)}", None))
     params = ", ".join(local[v] for v in graph.inputs)
     with em.block(f"def {fname}({params}):"):
         em.line(f'"""IR graph @{graph.name}."""')

@@ -132,7 +132,7 @@ class ModelExecutable:
         theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
         self._check(theta)
         inputs = self._arrays(arrays, self._exe.array_names)
-        return np.broadcast_to(self._exe(theta, **inputs), self._shape(inputs)).copy()
+        return _full(self._exe(theta, **inputs), self._shape(inputs))
 
     def batch(self, thetas: Any, /, **arrays: Any) -> np.ndarray:
         thetas = np.asarray(thetas, dtype=np.float64)
@@ -146,7 +146,7 @@ class ModelExecutable:
         out = out.reshape(
             (thetas.shape[0], *(n if a in axes else 1 for a, n in zip(grid, shape, strict=True)))
         )
-        return np.broadcast_to(out, (thetas.shape[0], *shape)).copy()
+        return _full(out, (thetas.shape[0], *shape))
 
     def value_and_jacobian(self, theta: Any = None, /, *, mode: str = "auto", **arrays: Any):
         """The model and its Jacobian, of shape ``grid + (P,)`` (see Executable.value_and_jacobian)."""
@@ -155,7 +155,7 @@ class ModelExecutable:
         inputs = self._arrays(arrays, self._exe.array_names)
         shape = self._shape(inputs)
         y, jac = self._exe.value_and_jacobian(theta, mode=mode, **inputs)
-        return np.broadcast_to(y, shape).copy(), np.broadcast_to(jac, (*shape, len(self.param_names))).copy()
+        return _full(y, shape), _full(jac, (*shape, len(self.param_names)))
 
     def jacobian(self, theta: Any = None, /, *, mode: str = "auto", **arrays: Any) -> np.ndarray:
         return self.value_and_jacobian(theta, mode=mode, **arrays)[1]
@@ -170,7 +170,13 @@ class ModelExecutable:
         shape = self._shape(inputs)
         values = self._parts(theta, **inputs)[1:]
         names = [self.model._name(c) for c in self.model.components]
-        return {n: np.broadcast_to(v, shape).copy() for n, v in zip(names, values, strict=True)}
+        return {n: _full(v, shape) for n, v in zip(names, values, strict=True)}
+
+
+def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``value`` on the whole grid: as it is when it already covers it, else a broadcast copy."""
+    value = np.asarray(value)
+    return value if value.shape == shape else np.broadcast_to(value, shape).copy()
 
 
 def _rebuild(model_cls, data: dict, target: str, kwargs: dict) -> ModelExecutable:

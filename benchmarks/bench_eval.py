@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ms, stamp, table, timeit, write_section  # noqa: E402
+from common import ms, stamp, table, timeit, write_section
 
-import gir  # noqa: E402
+import gir
 
 LN2 = np.log(2.0)
 
@@ -78,8 +78,12 @@ def compile_times(name: str, target: str, spec: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "GIR_CACHE_DIR": cache}
         cmd = [sys.executable, __file__, "--probe", name, "--targets", target, "--grid", spec]
-        out = [json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)["seconds"]
-               for _ in range(2)]
+        out = [
+            json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)[
+                "seconds"
+            ]
+            for _ in range(2)
+        ]
     return out[0], out[1]
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ms, stamp, table, timeit, write_section  # noqa: E402
+from common import ms, stamp, table, timeit, write_section
 
-import gir  # noqa: E402
-from gir import models as gm  # noqa: E402
+import gir
+from gir import models as gm
 
 LN2 = np.log(2.0)
 
@@ -27,7 +27,9 @@ LN2 = np.log(2.0)
 def build() -> gm.Model:
     m = gm.Model(axes=("time", "energy"))
     m.add(gm.Offset(y0=gm.Param(1.0, bounds=(0, 10))))
-    m.add(gm.GLP("p1", A=gm.Param(10.0, bounds=(0, 100)), x0=gm.Param(84.0), F=gm.Param(1.0), m=gm.Param(0.3)))
+    m.add(
+        gm.GLP("p1", A=gm.Param(10.0, bounds=(0, 100)), x0=gm.Param(84.0), F=gm.Param(1.0), m=gm.Param(0.3))
+    )
     m.add(gm.GLP("p2", A="0.5*p1.A", x0="p1.x0 + 3.65", F="p1.F", m="p1.m"))
     m.add(gm.Shirley(pShirley=gm.Param(1e-3, bounds=(0, 1))))
     m.dynamics("p1.x0", [gm.sinFun(A=gm.Param(0.3), f=gm.Param(0.4), phi=gm.Param(0.0), t0=0.0)])

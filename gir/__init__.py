@@ -10,12 +10,18 @@ and compile it for NumPy, Numba or JAX::
     y = exe(theta, x=x)
 """
 
+from gir import fit, models
 from gir.errors import GirError, InputError, ParseError, TargetError, VerifyError
-from gir.ir import OPS, Builder, Graph, Node, Type, Value, dump, parse, verify
-
-# -- exports by subsystem (one line each) --
 from gir.frontend import component, expr, trace
+from gir.ir import OPS, Builder, Graph, Node, Type, Value, dump, parse, verify
 from gir.passes import graph_pass, optimize, rewrite
 from gir.runtime import Executable, cache_info, clear_cache, compile, targets
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "OPS", "Builder", "Executable", "GirError", "Graph", "InputError", "Node", "ParseError",
+    "TargetError", "Type", "Value", "VerifyError", "cache_info", "clear_cache", "compile",
+    "component", "dump", "expr", "fit", "graph_pass", "models", "optimize", "parse", "rewrite",
+    "targets", "trace", "verify",
+]  # fmt: skip

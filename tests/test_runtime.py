@@ -95,7 +95,9 @@ def test_inconsistent_axis_lengths():
 
 
 def test_integer_arrays_are_accepted_as_f64(exe):
-    np.testing.assert_allclose(exe([1.0, 0.0], x=np.arange(7), t=TT)[0], reference(1.0, 0.0, x=np.arange(7.0))[0])
+    np.testing.assert_allclose(
+        exe([1.0, 0.0], x=np.arange(7), t=TT)[0], reference(1.0, 0.0, x=np.arange(7.0))[0]
+    )
 
 
 def test_targets_and_errors():
@@ -112,7 +114,7 @@ def test_targets_and_errors():
 def test_unavailable_target_says_what_to_install(monkeypatch):
     fake = targets_mod.Target("fake", "gir.codegen.numpy", requires="no_such_package_xyz")
     monkeypatch.setitem(targets_mod.TARGETS, "fake", fake)
-    with pytest.raises(gir.TargetError, match="no_such_package_xyz is not installed .*pip install"):
+    with pytest.raises(gir.TargetError, match=r"no_such_package_xyz is not installed .*pip install"):
         gir.compile(model(), "fake", passes="O0")
     assert not {t.name: t for t in gir.targets()}["fake"].available
 
@@ -158,5 +160,7 @@ def test_auto_rule_follows_device_and_size(monkeypatch):
     assert choose_auto(g, {"T": 212, "E": 1131}) == cpu  # a typical fit grid stays on the CPU
     fake_numba = targets_mod.Target("numba", "gir.codegen.numba", requires="no_such_package_xyz")
     monkeypatch.setitem(targets_mod.TARGETS, "numba", fake_numba)
-    monkeypatch.setitem(targets_mod.TARGETS, "jax-gpu", targets_mod.Target("jax-gpu", "x", requires="no_such_xyz"))
+    monkeypatch.setitem(
+        targets_mod.TARGETS, "jax-gpu", targets_mod.Target("jax-gpu", "x", requires="no_such_xyz")
+    )
     assert choose_auto(g) in ("jax-cpu", "numpy")

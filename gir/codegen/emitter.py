@@ -66,7 +66,7 @@ class Emitter:
         source = self.source
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         namespace = dict(self.globals)
-        exec(compile(source, filename, "exec"), namespace)  # noqa: S102
+        exec(compile(source, filename, "exec"), namespace)
         return namespace
 
 
@@ -136,7 +136,9 @@ def emit_function(
         local.update(zip(node.outputs, outs, strict=True))
         target = ", ".join(outs) + ("," if node.op == "call" and len(outs) == 1 else "")
         body.append((f"{target} = {expr}", comment))
-        dead = [local[v] for v in dict.fromkeys(node.inputs) if last_use[v] == i and v not in keep and v.type.axes]
+        dead = [
+            local[v] for v in dict.fromkeys(node.inputs) if last_use[v] == i and v not in keep and v.type.axes
+        ]
         if release and dead:
             body.append((f"del {', '.join(dead)}", None))
     params = ", ".join(local[v] for v in graph.inputs)
@@ -144,6 +146,8 @@ def emit_function(
         em.line(f'"""IR graph @{graph.name}."""')
         for text, comment in body:
             em.line(text, comment)
-        em.line("return " + ", ".join(local[v] for v in graph.outputs) + ("," if len(graph.outputs) == 1 else ""))
+        em.line(
+            "return " + ", ".join(local[v] for v in graph.outputs) + ("," if len(graph.outputs) == 1 else "")
+        )
     em.line()
     return fname

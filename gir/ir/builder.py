@@ -53,7 +53,9 @@ class Builder:
             raise GirError(f"duplicate input name {name!r}")
         self.axes += tuple(a for a in t.axes if a not in self.axes)
         if tuple(a for a in self.axes if a in t.axes) != t.axes:
-            raise GirError(f"input {name!r}: axes {list(t.axes)} are not in the graph's axis order {list(self.axes)}")
+            raise GirError(
+                f"input {name!r}: axes {list(t.axes)} are not in the graph's axis order {list(self.axes)}"
+            )
         v = Value(t, name)
         self.inputs.append(v)
         return v
@@ -65,7 +67,9 @@ class Builder:
             raise GirError(f"op {op!r} has {len(out)} results; use op_multi")
         return out[0]
 
-    def op_multi(self, op: str, *inputs: Value, hint: str | None = None, **attributes: Any) -> tuple[Value, ...]:
+    def op_multi(
+        self, op: str, *inputs: Value, hint: str | None = None, **attributes: Any
+    ) -> tuple[Value, ...]:
         """Append a node and return all of its result values."""
         attrs, types = infer(op, inputs, attributes, self.axes)
         outs = tuple(Value(t, hint) for t in types)

@@ -35,7 +35,8 @@ class OpDef:
     """The single definition of an op.
 
     ``arity`` is the number of inputs, or ``None`` for a variable number of
-    at least ``min_arity`` (``add`` and ``mul`` are n-ary). ``attrs`` maps attribute names to ``(python type, default)``;
+    at least ``min_arity`` (``add`` and ``mul`` are n-ary). ``attrs`` maps
+    attribute names to ``(python type, default)``;
     the default ``REQUIRED`` makes the attribute mandatory. Attributes named
     ``axis`` hold axis names in the IR; backends see them as positions.
     """
@@ -94,7 +95,7 @@ class OpDef:
         return _reference(self, tuple(sorted(attrs.items())))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference(op: OpDef, attrs: tuple) -> Callable[..., Any]:
     n = op.arity if op.arity is not None else 2
     args = [f"a{i}" for i in range(n)]
@@ -103,7 +104,7 @@ def _reference(op: OpDef, attrs: tuple) -> Callable[..., Any]:
         src = f"lambda *a: functools.reduce(lambda x, y: {op.source(['x', 'y'], dict(attrs))}, a)"
     else:
         src = f"lambda {params}: {op.source(args, dict(attrs))}"
-    return eval(src, {"np": np, "sp": scipy.special, "functools": functools})  # noqa: S307
+    return eval(src, {"np": np, "sp": scipy.special, "functools": functools})
 
 
 OPS: dict[str, OpDef] = {}
@@ -232,15 +233,22 @@ def _op(b, name: str, *args, **attrs):
 
 
 def _product_of_others(b, z, *xs):
-    return [xs[1 - i] if len(xs) == 2 else _op(b, "mul", *(x for j, x in enumerate(xs) if j != i))
-            for i in range(len(xs))]
+    return [
+        xs[1 - i] if len(xs) == 2 else _op(b, "mul", *(x for j, x in enumerate(xs) if j != i))
+        for i in range(len(xs))
+    ]
 
 
 def _wofz_derivative(b, x, y):
     """w'(z) = -2 z w(z) + 2i/sqrt(pi) = a + ib; by Cauchy-Riemann du/dx = dv/dy = a, dv/dx = -du/dy = b."""
     u, v = _op(b, "wofz_re", x, y), _op(b, "wofz_im", x, y)
     a = _op(b, "mul", _c(b, -2.0), _op(b, "sub", _op(b, "mul", x, u), _op(b, "mul", y, v)))
-    bb = _op(b, "sub", _c(b, 2.0 / np.sqrt(np.pi)), _op(b, "mul", _c(b, 2.0), _op(b, "add", _op(b, "mul", x, v), _op(b, "mul", y, u))))
+    bb = _op(
+        b,
+        "sub",
+        _c(b, 2.0 / np.sqrt(np.pi)),
+        _op(b, "mul", _c(b, 2.0), _op(b, "add", _op(b, "mul", x, v), _op(b, "mul", y, u))),
+    )
     return a, bb
 
 
@@ -283,8 +291,12 @@ PARTIALS: dict[str, Callable[..., list[Any]]] = {
         _op(b, "neg", _op(b, "div", y, _op(b, "add", _op(b, "mul", x, x), _op(b, "mul", y, y)))),
     ],
     "tanh": lambda b, z, x: [_op(b, "sub", _c(b, 1.0), _op(b, "mul", z, z))],
-    "erf": lambda b, z, x: [_op(b, "mul", _c(b, 2 / np.sqrt(np.pi)), _op(b, "exp", _op(b, "neg", _op(b, "mul", x, x))))],
-    "erfc": lambda b, z, x: [_op(b, "mul", _c(b, -2 / np.sqrt(np.pi)), _op(b, "exp", _op(b, "neg", _op(b, "mul", x, x))))],
+    "erf": lambda b, z, x: [
+        _op(b, "mul", _c(b, 2 / np.sqrt(np.pi)), _op(b, "exp", _op(b, "neg", _op(b, "mul", x, x))))
+    ],
+    "erfc": lambda b, z, x: [
+        _op(b, "mul", _c(b, -2 / np.sqrt(np.pi)), _op(b, "exp", _op(b, "neg", _op(b, "mul", x, x))))
+    ],
     "sinc": _sinc_partial,
     "wofz_re": lambda b, z, x, y: (lambda a, c: [a, _op(b, "neg", c)])(*_wofz_derivative(b, x, y)),
     "wofz_im": lambda b, z, x, y: list(_wofz_derivative(b, x, y))[::-1],
@@ -351,9 +363,7 @@ for _name, _arity, _rule, _tpl, _comm in [
     ("ne", 2, compare, "({0} != {1})", True),
     ("where", 3, select, "np.where({0}, {1}, {2})", False),
 ]:
-    register(
-        OpDef(_name, _arity, _rule, _tpl, commutative=_comm, min_arity=2 if _arity is None else 0)
-    )
+    register(OpDef(_name, _arity, _rule, _tpl, commutative=_comm, min_arity=2 if _arity is None else 0))
 
 
 def literal(value: bool | int | float) -> str:
@@ -365,23 +375,48 @@ def literal(value: bool | int | float) -> str:
     return "np.float64(np.nan)" if np.isnan(value) else f"np.float64({'-' if value < 0 else ''}np.inf)"
 
 
-register(OpDef("const", 0, constant, lambda args, attrs: literal(attrs["value"]),
-               {"value": ((bool, int, float), REQUIRED)}))
+register(
+    OpDef(
+        "const",
+        0,
+        constant,
+        lambda args, attrs: literal(attrs["value"]),
+        {"value": ((bool, int, float), REQUIRED)},
+    )
+)
 register(OpDef("sum", 1, reduce_sum, "np.sum({0}, axis={axis}, keepdims=True)", _AXIS, elementwise=False))
 register(OpDef("mean", 1, reduce_mean, "np.mean({0}, axis={axis}, keepdims=True)", _AXIS, elementwise=False))
 register(
-    OpDef("cumsum", 1, running_sum, _cumsum, {**_AXIS, "reverse": (bool, False)}, elementwise=False,
-          doc="Cumulative sum along an axis; reverse=true sums from the end.")
+    OpDef(
+        "cumsum",
+        1,
+        running_sum,
+        _cumsum,
+        {**_AXIS, "reverse": (bool, False)},
+        elementwise=False,
+        doc="Cumulative sum along an axis; reverse=true sums from the end.",
+    )
 )
 register(OpDef("flip", 1, along_axis, "np.flip({0}, {axis})", _AXIS, elementwise=False))
 register(
-    OpDef("bcast", 2, lambda ins, attrs, order: [Type(ins[0].dtype, _broadcast(ins, order))],
-          "np.broadcast_to({0}, np.broadcast_shapes(np.shape({0}), np.shape({1})))",
-          doc="The first operand, broadcast to the axes of both (the second gives only its axes).")
+    OpDef(
+        "bcast",
+        2,
+        lambda ins, attrs, order: [Type(ins[0].dtype, _broadcast(ins, order))],
+        "np.broadcast_to({0}, np.broadcast_shapes(np.shape({0}), np.shape({1})))",
+        doc="The first operand, broadcast to the axes of both (the second gives only its axes).",
+    )
 )
 register(
-    OpDef("call", None, call, None, {"callee": (object, REQUIRED)}, elementwise=False,
-          doc="Apply the graph in attribute callee (a composite op) to the inputs.")
+    OpDef(
+        "call",
+        None,
+        call,
+        None,
+        {"callee": (object, REQUIRED)},
+        elementwise=False,
+        doc="Apply the graph in attribute callee (a composite op) to the inputs.",
+    )
 )
 
 # Attach the derivative rules above to the definitions they belong to.

@@ -23,6 +23,7 @@ from typing import Any
 from gir.errors import GirError
 from gir.ir.builder import IDENT
 from gir.ir.graph import Graph, Node, Value
+
 KEYWORDS = {"true", "false", "inf", "nan", "graph", "return", "axes"}
 
 

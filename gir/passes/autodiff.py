@@ -39,8 +39,10 @@ def _params(graph: Graph, wrt: Iterable[str] | None) -> list[Value]:
     wrt = list(wrt)
     for name in wrt:
         if name not in names:
-            raise GirError(f"cannot differentiate with respect to {name!r}: not a parameter of @{graph.name} "
-                           f"(parameters: {list(names)})")
+            raise GirError(
+                f"cannot differentiate with respect to {name!r}: not a parameter of @{graph.name} "
+                f"(parameters: {list(names)})"
+            )
     return [names[n] for n in wrt]
 
 

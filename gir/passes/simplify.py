@@ -23,8 +23,21 @@ from gir.passes.driver import RewriteBuilder
 from gir.passes.fold import PYTHON_TYPE, fold
 
 #: Ops whose result is finite when their operands are.
-BOUNDED = {"sin", "cos", "tanh", "erf", "erfc", "arctan", "sign", "neg", "abs", "floor",
-           "minimum", "maximum", "where"}
+BOUNDED = {
+    "sin",
+    "cos",
+    "tanh",
+    "erf",
+    "erfc",
+    "arctan",
+    "sign",
+    "neg",
+    "abs",
+    "floor",
+    "minimum",
+    "maximum",
+    "where",
+}
 
 
 def is_finite(v: Value, b: RewriteBuilder, depth: int = 8) -> bool:

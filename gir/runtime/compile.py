@@ -46,7 +46,10 @@ def optimized(graph: Graph, passes: Any, fixed: Mapping[str, float] | None) -> G
 
 
 def compile_graph(
-    graph: Graph, target: str, options: Mapping[str, Any] | None = None, sizes: Mapping[str, int] | None = None
+    graph: Graph,
+    target: str,
+    options: Mapping[str, Any] | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> Executable:
     """Compile an already optimized ``graph`` for ``target`` (cached by structure)."""
     t = resolve(target, graph, dict(sizes or {}))

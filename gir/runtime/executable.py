@@ -94,7 +94,7 @@ class Executable:
             outs = outs if isinstance(outs, tuple) else (outs,)
             values = outs[:n]
             jacs = [
-                np.stack([np.broadcast_to(d, np.shape(y)) for d in outs[n + j * p : n + (j + 1) * p]], axis=-1)
+                np.stack([np.broadcast_to(d, np.shape(y)) for d in outs[n + j * p : n + j * p + p]], axis=-1)
                 if p else np.zeros((*np.shape(y), 0))
                 for j, y in enumerate(values)
             ]  # fmt: skip
@@ -160,7 +160,9 @@ class Executable:
         if missing:
             raise InputError(f"missing input {missing[0]!r} (missing: {missing})")
         sizes: dict[str, int] = {}
-        args = [self._argument(v, given[v.name], sizes, from_theta=v.name in params) for v in self.graph.inputs]
+        args = [
+            self._argument(v, given[v.name], sizes, from_theta=v.name in params) for v in self.graph.inputs
+        ]
         if not batch:
             args = [a[0] if v.type.is_scalar else a for a, v in zip(args, self.graph.inputs, strict=True)]
         return args, sizes
@@ -185,7 +187,9 @@ class Executable:
             )
         for axis, n in zip(v.type.axes, arr.shape, strict=True):
             if sizes.setdefault(axis, n) != n:
-                raise InputError(f"input {v.name!r}: axis {axis} has length {n}, but another input has {sizes[axis]}")
+                raise InputError(
+                    f"input {v.name!r}: axis {axis} has length {n}, but another input has {sizes[axis]}"
+                )
         return arr.reshape(self._layout(v.type.axes, sizes))
 
     def _layout(self, axes: tuple[str, ...], sizes: dict[str, int]) -> tuple[int, ...]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import os
 import importlib.util
+import os
 from collections.abc import Callable
 
 import attrs
@@ -60,16 +60,29 @@ def _gpu_reason() -> str | None:
 
 register_target(Target("numpy", "gir.codegen.numpy", description="vectorized NumPy, the reference"))
 register_target(
-    Target("numba", "gir.codegen.numba", {"parallel": False}, "numba", description="fused Numba loops, one core")
+    Target(
+        "numba", "gir.codegen.numba", {"parallel": False}, "numba", description="fused Numba loops, one core"
+    )
 )
 register_target(
-    Target("numba-parallel", "gir.codegen.numba", {"parallel": True}, "numba",
-           description="fused Numba loops, prange over the outer axis")
+    Target(
+        "numba-parallel",
+        "gir.codegen.numba",
+        {"parallel": True},
+        "numba",
+        description="fused Numba loops, prange over the outer axis",
+    )
 )
-register_target(Target("jax", "gir.codegen.jax", {"device": None}, "jax", description="jitted JAX, default device"))
-register_target(Target("jax-cpu", "gir.codegen.jax", {"device": "cpu"}, "jax", description="jitted JAX on the CPU"))
 register_target(
-    Target("jax-gpu", "gir.codegen.jax", {"device": "gpu"}, "jax", _gpu_reason, description="jitted JAX on a GPU")
+    Target("jax", "gir.codegen.jax", {"device": None}, "jax", description="jitted JAX, default device")
+)
+register_target(
+    Target("jax-cpu", "gir.codegen.jax", {"device": "cpu"}, "jax", description="jitted JAX on the CPU")
+)
+register_target(
+    Target(
+        "jax-gpu", "gir.codegen.jax", {"device": "gpu"}, "jax", _gpu_reason, description="jitted JAX on a GPU"
+    )
 )
 
 

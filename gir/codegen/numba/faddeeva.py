@@ -68,7 +68,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from numba import njit
 
 #: Step of the trapezoidal rule (exactly representable: x - n0*H is exact).

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-
 from numba import njit, types
 from numba.extending import intrinsic
 

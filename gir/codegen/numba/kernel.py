@@ -1,6 +1,6 @@
 """Writing the Numba module for a schedule: readable loops, one line per IR node.
 
-The module defines (all ``@njit(cache=True, error_model="numpy")``):
+The module defines (all ``@njit(cache=True, error_model="numpy", nogil=True)``):
 
 - ``model_into(inputs..., outputs...)``: one evaluation into preallocated
   output arrays; ``prange`` over the outer axis of every nest in the
@@ -107,7 +107,7 @@ class KernelWriter:
         ) or any(v.type.axes and v not in producer for v in self.outputs)
 
     def _decorator(self, parallel: bool) -> str:
-        return f'@njit(cache=True, error_model="numpy"{", parallel=True" if parallel else ""})'
+        return f'@njit(cache=True, error_model="numpy", nogil=True{", parallel=True" if parallel else ""})'
 
     def _signature(self) -> list[str]:
         return [self.params[v] for v in self.graph.inputs]

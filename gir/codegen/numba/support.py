@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from numba import njit
 
 _jit = njit(cache=True, error_model="numpy")

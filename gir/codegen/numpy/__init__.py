@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import scipy.special
 
+import numpy as np
 from gir.codegen.emitter import Emitter, emit_function
 from gir.ir.graph import Graph
 from gir.ir.ops import get_op

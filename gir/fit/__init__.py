@@ -1,0 +1,42 @@
+"""Fitting gir models: least squares with analytic Jacobians, lmfit, VARPRO, joint and batch fits.
+
+::
+
+    import gir.fit
+    result = gir.fit.least_squares(exe, data, energy=E, time=T)   # scipy least_squares, analytic Jacobian
+    print(result.report()); result.plot()
+    result = gir.fit.least_squares(exe, data, varpro=True, energy=E, time=T)   # variable projection
+    params = gir.fit.to_lmfit(exe)                                             # lmfit
+    residual, dfun = gir.fit.lmfit_functions(exe, data, energy=E, time=T)
+    result = gir.fit.joint([gir.fit.Dataset(exe, d1, energy=E, time=T, label="a"), ...], local=["p1.A"])
+    results = gir.fit.batch(exe, spectra, energy=E, client=dask_client)
+
+Only this package's light modules load with ``import gir``; scipy.optimize,
+lmfit, matplotlib, tqdm and dask load when used. See docs/fitting.md.
+"""
+
+from gir.fit.batch import BatchResult, batch, releases_gil
+from gir.fit.joint import joint
+from gir.fit.least_squares import least_squares, solve
+from gir.fit.lmfit_bridge import lmfit_functions, lmfit_names, to_lmfit
+from gir.fit.problem import Dataset, Problem, build_problem
+from gir.fit.result import DatasetFit, FitResult
+from gir.fit.varpro import linear_columns
+
+__all__ = [
+    "BatchResult",
+    "Dataset",
+    "DatasetFit",
+    "FitResult",
+    "Problem",
+    "batch",
+    "build_problem",
+    "joint",
+    "least_squares",
+    "linear_columns",
+    "lmfit_functions",
+    "lmfit_names",
+    "releases_gil",
+    "solve",
+    "to_lmfit",
+]

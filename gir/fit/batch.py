@@ -1,0 +1,281 @@
+"""Batch fits: many independent data sets with the same model and axes.
+
+Locally the fits run in a thread pool when the target's compiled code
+releases the GIL (JAX; Numba kernels compiled with ``nogil``), otherwise one
+after the other (NumPy: the evaluation holds the GIL between its array
+operations; use ``client=`` for processes). With ``client=`` (a
+dask.distributed Client) they are spread over the cluster's workers: the
+executable is sent once per worker (``client.scatter(..., broadcast=True)``;
+executables pickle and are compiled again on the worker), and each task fits
+a chunk of spectra.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import attrs
+import numpy as np
+
+from gir.errors import InputError
+from gir.fit.problem import Dataset, as_executable, build_problem, is_model_executable
+from gir.fit.result import FitResult
+
+_LEAST_SQUARES_KWS = {
+    "bounds",
+    "method",
+    "window",
+    "window_after",
+    "varpro",
+    "fixed",
+    "jacobian",
+    "ftol",
+    "xtol",
+    "gtol",
+    "max_nfev",
+    "x_scale",
+    "options",
+}
+
+
+@attrs.define(eq=False)
+class BatchResult:
+    """The fits of a batch, in input order; ``x``, ``stderr``, ... stack them (one row per data set)."""
+
+    param_names: tuple[str, ...]
+    results: list[FitResult]
+    wall_time: float
+    mode: str  # "sequential", "threads (k)" or "dask (k workers)"
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> FitResult:
+        return self.results[i]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    @property
+    def x(self) -> np.ndarray:
+        return np.array([r.x for r in self.results])
+
+    @property
+    def stderr(self) -> np.ndarray:
+        return np.array([r.stderr for r in self.results])
+
+    @property
+    def cost(self) -> np.ndarray:
+        return np.array([r.cost for r in self.results])
+
+    @property
+    def redchi(self) -> np.ndarray:
+        return np.array([r.redchi for r in self.results])
+
+    @property
+    def success(self) -> np.ndarray:
+        return np.array([r.success for r in self.results])
+
+    @property
+    def nfev(self) -> np.ndarray:
+        return np.array([r.nfev for r in self.results])
+
+    def params(self, name: str) -> np.ndarray:
+        """One parameter across the batch."""
+        return self.x[:, self.param_names.index(name)]
+
+    def report(self) -> str:
+        n = len(self)
+        lines = [
+            f"[[Batch]] {n} fits, {int(self.success.sum())} succeeded, {self.wall_time:.3f} s ({self.mode}); "
+            f"nfev median {int(np.median(self.nfev)) if n else 0}",
+            f"    {'name':<24} {'mean':>14} {'std':>12} {'median stderr':>14}",
+        ]
+        x, e = self.x, self.stderr
+        for j, name in enumerate(self.param_names):
+            lines.append(
+                f"    {name:<24} {x[:, j].mean():>14.8g} {x[:, j].std():>12.4g} {np.median(e[:, j]):>14.4g}"
+            )
+        return "\n".join(lines)
+
+
+def _fit(
+    exe: Any, data: np.ndarray, theta0: Any, weights: Any, arrays: Mapping[str, Any], kws: Mapping[str, Any]
+) -> FitResult:
+    """One fit of a batch (also run on dask workers): a least_squares without the Jacobian kept."""
+    from gir.fit.least_squares import _scipy_options, solve
+
+    kws = dict(kws)
+    scipy_kw = _scipy_options(
+        kws.pop("ftol", None),
+        kws.pop("xtol", None),
+        kws.pop("gtol", None),
+        kws.pop("max_nfev", None),
+        kws.pop("x_scale", None),
+        kws.pop("options", None),
+    )
+    t0 = time.perf_counter()
+    ds = Dataset(
+        exe,
+        data,
+        arrays=arrays,
+        theta0=theta0,
+        bounds=kws.get("bounds"),
+        weights=weights,
+        window=kws.get("window"),
+        window_after=kws.get("window_after"),
+    )
+    problem = build_problem([ds.prepare()], fixed=kws.get("fixed"))
+    return solve(
+        problem,
+        method=kws.get("method", "trf"),
+        varpro=kws.get("varpro", False),
+        jacobian=kws.get("jacobian", "eager"),
+        scipy_options=scipy_kw,
+        setup_time=time.perf_counter() - t0,
+        explicit_bounds=kws.get("bounds") is not None,
+        keep_jac=False,
+    )
+
+
+def _fit_chunk(exe, items, arrays, kws) -> list[FitResult]:
+    return [_fit(exe, d, t, w, arrays, kws) for d, t, w in items]
+
+
+def releases_gil(exe: Any) -> bool:
+    """Whether the executable's compiled code runs without holding the GIL (threads then overlap)."""
+    inner = exe._exe if is_model_executable(exe) else exe
+    if inner.target.startswith("jax"):
+        return True
+    if inner.target.startswith("numba"):
+        return "nogil=True" in inner.source
+    return False
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc)
+
+
+def batch(
+    exe_or_model: Any,
+    datas: Any,
+    theta0: Any = None,
+    *,
+    progress: bool = True,
+    client: Any = None,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    weights: Any = None,
+    target: str = "auto",
+    fit_kws: Mapping[str, Any] | None = None,
+    **arrays: Any,
+) -> BatchResult:
+    """Fit many independent data sets (same model and axes) with :func:`gir.fit.least_squares`.
+
+    ``datas`` is an array with one data set per leading index (or a sequence
+    of arrays); ``theta0`` one start vector (or mapping) for all, or one row
+    per data set; ``weights`` one array for all or one per data set.
+    ``fit_kws`` are least_squares keywords (``bounds``, ``method``,
+    ``window``, ``varpro``, ``fixed``, ``ftol``, ...). ``progress`` shows a
+    tqdm bar when tqdm is installed.
+
+    Local runs: ``workers`` threads (default: as many as cores when the
+    target releases the GIL, see :func:`releases_gil`; else one, sequential).
+    ``client``: a dask.distributed Client; ``chunksize`` spectra per task
+    (default: about four tasks per worker).
+    """
+    fit_kws = dict(fit_kws or {})
+    unknown = sorted(set(fit_kws) - _LEAST_SQUARES_KWS)
+    if unknown:
+        raise InputError(f"fit_kws: unknown keyword {unknown[0]!r}; known: {sorted(_LEAST_SQUARES_KWS)}")
+    exe = as_executable(exe_or_model, target)
+    datas = [np.asarray(d, dtype=np.float64) for d in datas]
+    n = len(datas)
+    if n == 0:
+        raise InputError("batch needs at least one data set")
+    thetas = _per_item(theta0, n, "theta0", vector=True)
+    ws = _per_item(weights, n, "weights", like=datas[0])
+    items = list(zip(datas, thetas, ws, strict=True))
+    t0 = time.perf_counter()
+    bar = _progress(n, progress, "gir.fit.batch")
+    try:
+        if client is not None:
+            results, mode = _dask(client, exe, items, arrays, fit_kws, chunksize, bar)
+        else:
+            results, mode = _local(exe, items, arrays, fit_kws, workers, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    names = results[0].param_names
+    return BatchResult(names, results, time.perf_counter() - t0, mode)
+
+
+def _per_item(value: Any, n: int, what: str, vector: bool = False, like: np.ndarray | None = None) -> list:
+    if value is None or isinstance(value, Mapping):
+        return [value] * n
+    arr = np.asarray(value, dtype=np.float64)
+    if vector:
+        if arr.ndim == 1:
+            return [arr] * n
+        if arr.ndim == 2 and arr.shape[0] == n:
+            return list(arr)
+        raise InputError(f"{what}: give one vector, or one row per data set ({n}), got shape {arr.shape}")
+    if like is not None and arr.shape == (n, *like.shape):
+        return list(arr)
+    return [arr] * n
+
+
+def _local(exe, items, arrays, kws, workers, bar) -> tuple[list[FitResult], str]:
+    results: list[FitResult | None] = [None] * len(items)
+    d, t, w = items[0]
+    results[0] = _fit(exe, d, t, w, arrays, kws)  # compiles once, in this thread
+    if bar is not None:
+        bar.update(1)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if releases_gil(exe) else 1
+    rest = range(1, len(items))
+    if workers <= 1 or len(items) <= 2:
+        for i in rest:
+            d, t, w = items[i]
+            results[i] = _fit(exe, d, t, w, arrays, kws)
+            if bar is not None:
+                bar.update(1)
+        return results, "sequential"
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_fit, exe, *items[i], arrays, kws): i for i in rest}
+        from concurrent.futures import as_completed
+
+        for f in as_completed(futures):
+            results[futures[f]] = f.result()
+            if bar is not None:
+                bar.update(1)
+    return results, f"threads ({workers})"
+
+
+def _dask(client, exe, items, arrays, kws, chunksize, bar) -> tuple[list[FitResult], str]:
+    from distributed import as_completed
+
+    nworkers = max(1, len(client.scheduler_info().get("workers", {})))
+    if chunksize is None:
+        chunksize = max(1, -(-len(items) // (4 * nworkers)))
+    exe_f = client.scatter(exe, broadcast=True)
+    arrays_f = client.scatter(dict(arrays), broadcast=True)
+    chunks = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
+    futures = [client.submit(_fit_chunk, exe_f, chunk, arrays_f, kws, pure=False) for chunk in chunks]
+    index = {f.key: k for k, f in enumerate(futures)}
+    out: list[list[FitResult] | None] = [None] * len(chunks)
+    for f in as_completed(futures):
+        out[index[f.key]] = f.result()
+        if bar is not None:
+            bar.update(len(out[index[f.key]]))
+    return [r for chunk in out for r in chunk], f"dask ({nworkers} workers)"

@@ -1,0 +1,323 @@
+"""Fit results: best values, uncertainties, statistics, a text report and plots."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+
+@attrs.define(eq=False)
+class DatasetFit:
+    """One data set of a fit on its (windowed) grid."""
+
+    label: str
+    param_names: tuple[str, ...]  # the executable's parameters
+    theta: np.ndarray  # the executable's full theta at the solution (fixed values included)
+    axes: dict[str, np.ndarray]  # axis name -> values on the fitted grid
+    axis_names: tuple[str, ...]  # grid dimension names, in order
+    data: np.ndarray  # on the fitted grid (non-finite points were left out)
+    best_fit: np.ndarray  # the model on the fitted grid
+    weights: np.ndarray | None = None
+
+    @property
+    def residual(self) -> np.ndarray:
+        """data - model on the grid (unweighted)."""
+        return self.data - self.best_fit
+
+
+def _near(v: float, bound: float) -> bool:
+    return bool(np.isfinite(bound) and abs(v - bound) <= 1e-8 * max(1.0, abs(bound)))
+
+
+def covariance(jac: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
+    """``scale * (J^T J)^-1`` by SVD (pseudo-inverse when J is rank deficient); whether it was."""
+    if jac.size == 0:
+        return np.zeros((jac.shape[1], jac.shape[1])), False
+    _, s, vt = np.linalg.svd(jac, full_matrices=False)
+    tol = max(jac.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
+    keep = s > tol
+    vk = vt[keep]
+    cov = (vk.T / s[keep] ** 2) @ vk
+    deficient = not keep.all()
+    if deficient:
+        null = vt[~keep]
+        bad = np.any(np.abs(null) > 1e-8, axis=0)
+        cov[bad, :] = np.nan
+        cov[:, bad] = np.nan
+    return cov * scale, deficient
+
+
+@attrs.define(eq=False)
+class FitResult:
+    """The result of :func:`gir.fit.least_squares`, :func:`gir.fit.joint` (and each fit of a batch).
+
+    ``x``, ``stderr``, ``init`` and the rows and columns of ``covar`` follow
+    ``param_names`` (the free parameters; for a single data set the
+    executable's parameters, less any held ``fixed``). ``params`` and
+    ``errors`` are the same by name. ``cost = chisqr / 2``, with ``chisqr``
+    the sum of squared weighted residuals; ``redchi = chisqr / (ndata - nvarys)``;
+    ``covar`` is ``(J^T J)^-1`` of the weighted residual Jacobian at the
+    solution, times ``redchi``. ``nfev``/``njev`` count the optimizer's
+    function and Jacobian calls (the outer ones for variable projection);
+    ``evaluations`` counts model evaluations (``value``) and value+Jacobian
+    evaluations (``jacobian``). ``wall_time`` is the optimization, without
+    ``setup_time`` (compilation, windows, the first evaluation).
+    """
+
+    param_names: tuple[str, ...]
+    x: np.ndarray
+    init: np.ndarray
+    bounds: tuple[np.ndarray, np.ndarray]
+    stderr: np.ndarray
+    covar: np.ndarray
+    residual: np.ndarray  # weighted residual model - data, flat over all data sets
+    cost: float
+    chisqr: float
+    redchi: float
+    ndata: int
+    nfev: int
+    njev: int
+    success: bool
+    message: str
+    method: str
+    wall_time: float
+    setup_time: float = 0.0
+    status: int = 0
+    evaluations: dict[str, int] = attrs.field(factory=dict)
+    datasets: list[DatasetFit] = attrs.field(factory=list)
+    varpro: dict[str, Any] | None = None
+    jac: np.ndarray | None = None
+    covar_deficient: bool = False
+
+    # -- by name ----------------------------------------------------------------------
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.param_names, self.x, strict=True)}
+
+    @property
+    def errors(self) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.param_names, self.stderr, strict=True)}
+
+    @property
+    def nvarys(self) -> int:
+        return len(self.param_names)
+
+    @property
+    def nfree(self) -> int:
+        """Degrees of freedom: ndata - nvarys."""
+        return self.ndata - self.nvarys
+
+    @property
+    def correl(self) -> np.ndarray:
+        d = np.sqrt(np.diag(self.covar))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.covar / np.outer(d, d)
+
+    @property
+    def aic(self) -> float:
+        n = self.ndata
+        return n * math.log(max(self.chisqr, 1e-300) / n) + 2 * self.nvarys
+
+    @property
+    def bic(self) -> float:
+        n = self.ndata
+        return n * math.log(max(self.chisqr, 1e-300) / n) + math.log(n) * self.nvarys
+
+    # -- the single data set's views -----------------------------------------------------
+
+    @property
+    def theta(self) -> np.ndarray:
+        """The (first) data set's full theta, in its executable's parameter order."""
+        return self.datasets[0].theta
+
+    @property
+    def data(self) -> np.ndarray:
+        return self.datasets[0].data
+
+    @property
+    def best_fit(self) -> np.ndarray:
+        return self.datasets[0].best_fit
+
+    # -- output -----------------------------------------------------------------------
+
+    def report(self, correl: float = 0.5) -> str:
+        """A readable text table: statistics, then each parameter with its uncertainty and bounds."""
+        lines = [
+            f"[[Fit]] {self.method}{' + VARPRO' if self.varpro else ''}: "
+            f"{'success' if self.success else 'FAILED'} ({self.message})",
+            f"    data points = {self.ndata}, variables = {self.nvarys}, "
+            f"function evals = {self.nfev}, jacobian evals = {self.njev}",
+            f"    chi-square = {self.chisqr:.6g}, reduced chi-square = {self.redchi:.6g}, "
+            f"cost = {self.cost:.6g}",
+            f"    wall time = {self.wall_time * 1e3:.1f} ms (setup {self.setup_time * 1e3:.1f} ms)",
+        ]
+        if self.varpro:
+            lines.append(f"    linear (projected) parameters: {', '.join(self.varpro['linear']) or 'none'}")
+        if self.covar_deficient:
+            lines.append("    warning: the Jacobian is rank deficient; some uncertainties are undetermined")
+        width = max([len("name"), *(len(n) for n in self.param_names)])
+        lines.append("[[Variables]]")
+        header = f"    {'name':<{width}}  {'value':>14}  {'stderr':>11}  {'rel':>8}  {'init':>12}  bounds"
+        lines.append(header)
+        for i, name in enumerate(self.param_names):
+            v, e, v0 = self.x[i], self.stderr[i], self.init[i]
+            rel = f"{abs(e / v) * 100:7.2f}%" if v != 0 and np.isfinite(e) else "       -"
+            lo, hi = self.bounds[0][i], self.bounds[1][i]
+            bnd = "" if not (np.isfinite(lo) or np.isfinite(hi)) else f"[{lo:.4g}, {hi:.4g}]"
+            at = " (at bound)" if _near(v, lo) or _near(v, hi) else ""
+            lines.append(f"    {name:<{width}}  {v:>14.8g}  {e:>11.4g}  {rel}  {v0:>12.6g}  {bnd}{at}")
+        pairs = []
+        c = self.correl
+        for i in range(self.nvarys):
+            for j in range(i + 1, self.nvarys):
+                if np.isfinite(c[i, j]) and abs(c[i, j]) >= correl:
+                    pairs.append((abs(c[i, j]), c[i, j], self.param_names[i], self.param_names[j]))
+        if pairs:
+            lines.append(f"[[Correlations]] (|C| >= {correl})")
+            for _, cij, a, b in sorted(pairs, reverse=True):
+                lines.append(f"    C({a}, {b}) = {cij:+.4f}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def plot(self, dataset: int | str = 0, fig: Any = None):
+        """Data, fit and residual (matplotlib): lines for 1D data, one image each for 2D data."""
+        import matplotlib.pyplot as plt
+
+        d = self._dataset(dataset)
+        if fig is None:
+            fig = plt.figure(figsize=(7, 5) if d.data.ndim == 1 else (13, 4))
+        if d.data.ndim == 1:
+            name = d.axis_names[0]
+            x = d.axes.get(name, np.arange(d.data.size))
+            top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+            top.plot(x, d.data, ".", ms=3, label="data")
+            top.plot(x, d.best_fit, "-", label="fit")
+            top.legend()
+            top.set_title(f"{d.label}: chi2 = {self.chisqr:.4g}")
+            bottom.plot(x, d.residual, ".", ms=2)
+            bottom.axhline(0, color="k", lw=0.5)
+            bottom.set_xlabel(name)
+            bottom.set_ylabel("data - fit")
+        elif d.data.ndim == 2:
+            rows, cols = d.axis_names
+            y = d.axes.get(rows, np.arange(d.data.shape[0]))
+            x = d.axes.get(cols, np.arange(d.data.shape[1]))
+            axs = fig.subplots(1, 3, sharey=True)
+            lo, hi = np.nanmin(d.data), np.nanmax(d.data)
+            for ax, image, title in zip(axs, [d.data, d.best_fit, d.residual], ["data", "fit", "data - fit"]):
+                kw = {"vmin": lo, "vmax": hi} if title != "data - fit" else {"cmap": "RdBu_r"}
+                mesh = ax.pcolormesh(x, y, image, shading="auto", **kw)
+                fig.colorbar(mesh, ax=ax)
+                ax.set_title(f"{d.label}: {title}")
+                ax.set_xlabel(cols)
+            axs[0].set_ylabel(rows)
+        else:
+            raise ValueError(f"cannot plot {d.data.ndim}D data")
+        fig.tight_layout()
+        return fig
+
+    def _dataset(self, which: int | str) -> DatasetFit:
+        if isinstance(which, str):
+            for d in self.datasets:
+                if d.label == which:
+                    return d
+            raise KeyError(f"no data set {which!r}; labels are {[d.label for d in self.datasets]}")
+        return self.datasets[which]
+
+
+def make_result(
+    problem,
+    x: np.ndarray,
+    *,
+    method: str,
+    nfev: int,
+    njev: int,
+    success: bool,
+    message: str,
+    status: int,
+    wall_time: float,
+    setup_time: float,
+    varpro: dict | None = None,
+    keep_jac: bool = True,
+) -> FitResult:
+    """Statistics and uncertainties at ``x`` from the full Jacobian there."""
+    x = np.asarray(x, dtype=np.float64)
+    counts = dict(problem.counts)
+    if problem.nfree:
+        y, jac = problem.model_and_jacobian(x)
+    else:
+        y, jac = problem.model(x), np.zeros((problem.n, 0))
+    r = y - problem.wdata
+    chisqr = float(r @ r)
+    dof = problem.n - problem.nfree
+    redchi = chisqr / dof if dof > 0 else math.nan
+    cov, deficient = covariance(jac, redchi if dof > 0 else 1.0)
+    if deficient:
+        warnings.warn(
+            "the Jacobian at the solution is rank deficient: some uncertainties are undetermined",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    stderr = np.sqrt(np.abs(np.diag(cov))) if cov.size else np.zeros(0)
+    fits = []
+    for k, d in enumerate(problem.datasets):
+        theta = problem.theta(k, x)
+        grid = d.data_grid.copy()
+        if d.mask is not None:
+            flat = np.full(grid.size, np.nan)
+            flat[d.mask] = d.data
+            grid = flat.reshape(grid.shape)
+        fits.append(
+            DatasetFit(
+                label=d.label,
+                param_names=d.param_names,
+                theta=theta,
+                axes=dict(d.ev.window_axes),
+                axis_names=d.ev.grid_names,
+                data=grid,
+                best_fit=d.model_grid(theta),
+                weights=None if d.weights is None else d.ev.cut(d.spec.weights, "weights"),
+            )
+        )
+    return FitResult(
+        param_names=problem.names,
+        x=x,
+        init=problem.x0.copy(),
+        bounds=problem.bounds,
+        stderr=stderr,
+        covar=cov,
+        residual=r,
+        cost=0.5 * chisqr,
+        chisqr=chisqr,
+        redchi=redchi,
+        ndata=problem.n,
+        nfev=nfev,
+        njev=njev,
+        success=success,
+        message=message,
+        method=method,
+        wall_time=wall_time,
+        setup_time=setup_time,
+        status=status,
+        evaluations=counts,
+        datasets=fits,
+        varpro=varpro,
+        jac=jac if keep_jac else None,
+        covar_deficient=deficient,
+    )
+
+
+def stack_results(results: Sequence[FitResult]) -> dict[str, np.ndarray]:
+    return {
+        "x": np.array([r.x for r in results]),
+        "stderr": np.array([r.stderr for r in results]),
+        "cost": np.array([r.cost for r in results]),
+    }

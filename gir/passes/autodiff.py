@@ -26,7 +26,7 @@ from gir.errors import GirError
 from gir.ir.builder import Builder
 from gir.ir.graph import Graph, Node, Value
 from gir.ir.ops import get_op
-from gir.ir.types import FLOATS
+from gir.ir.types import FLOATS, Type
 from gir.passes.base import graph_pass
 from gir.passes.inline import inline
 
@@ -106,6 +106,9 @@ def jvp(graph: Graph, wrt: Iterable[str] | None = None) -> Graph:
                 t[key] = terms[0] if len(terms) == 1 else b.op("add", *terms)
                 continue
             args = [t.get(v) or b.const(0.0) if i in lin else ins[i] for i, v in enumerate(node.inputs)]
+            axis = node.attr("axis")
+            if axis is not None and axis not in args[0].type.axes:  # a tangent constant along the axis
+                args[0] = b.op("bcast", args[0], ins[0])
             t[key] = b.op(node.op, *args, **node.attributes)
     outputs = [env[v] for v in graph.outputs]
     for v in graph.outputs:
@@ -126,7 +129,7 @@ def vjp(graph: Graph, wrt: Iterable[str] | None = None) -> Graph:
         while name in taken:
             k += 1
             name = f"seed{j}_{k}"
-        seeds.append(b.input(name, v.type))
+        seeds.append(b.input(name, Type("f64", v.type.axes)))
     active = set(params)  # values that depend on a parameter: the only ones needing cotangents
     for node in graph.nodes:
         _primal(b, node, env)

@@ -90,14 +90,17 @@ class Executable:
         mode = self._mode(mode)
         n, p = len(self.graph.outputs), len(self.param_names)
         if mode == "forward":
-            outs = self._derivative("forward")(theta, **arrays)
+            fwd = self._derivative("forward")
+            outs = fwd(theta, **arrays)
             outs = outs if isinstance(outs, tuple) else (outs,)
             values = outs[:n]
-            jacs = [
-                np.stack([np.broadcast_to(d, np.shape(y)) for d in outs[n + j * p : n + j * p + p]], axis=-1)
-                if p else np.zeros((*np.shape(y), 0))
-                for j, y in enumerate(values)
-            ]  # fmt: skip
+            jacs = []
+            for j, (y, v) in enumerate(zip(values, self.graph.outputs, strict=True)):
+                cols = range(n + j * p, n + j * p + p)
+                columns = [
+                    _on_axes(outs[k], fwd.graph.outputs[k].type.axes, v.type.axes, np.shape(y)) for k in cols
+                ]
+                jacs.append(np.stack(columns, axis=-1) if p else np.zeros((*np.shape(y), 0)))
         else:
             values, jacs = self._reverse_jacobian(theta, arrays)
         if n == 1:
@@ -207,6 +210,12 @@ class Executable:
                 out = np.broadcast_to(out, layout).reshape((batch, *shape))
             results.append(out)
         return results[0] if len(results) == 1 else tuple(results)
+
+
+def _on_axes(value: Any, axes: tuple[str, ...], to: tuple[str, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """A result over ``axes`` broadcast to the shape of a result over ``to`` (a superset)."""
+    value = np.reshape(value, [n if a in axes else 1 for a, n in zip(to, shape, strict=True)])
+    return np.broadcast_to(value, shape)
 
 
 def _rebuild(graph: Graph, target: str, options: dict[str, Any]) -> Executable:

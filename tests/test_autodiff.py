@@ -1,0 +1,149 @@
+"""Autodiff: every op's derivative rule against central differences, and the two modes agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import random_graphs, random_inputs
+
+import gir
+from gir.ir.ops import OPS
+from gir.ir.types import Type
+from gir.passes.autodiff import jvp, vjp
+
+E = Type("f64", ("E",))
+X = np.linspace(0.1, 1.0, 9)
+THETA = np.array([0.7, 1.3, 0.4])
+NONDIFF = {"const", "call", "lt", "le", "gt", "ge", "eq", "ne"}
+
+
+def op_graph(op: str) -> gir.Graph:
+    """``op`` applied to positive, parameter-dependent arrays 1.5 + p_i x (a domain every op accepts)."""
+    b = gir.Builder()
+    x = b.input("x", E)
+    ps = [b.input(n) for n in "abc"]
+    args = [b.op("add", b.op("mul", p, x), b.const(1.5)) for p in ps]
+    if op == "where":
+        y = b.op("where", b.op("lt", args[0], args[1]), args[1], args[2])
+    elif op == "bcast":
+        y = b.op("bcast", ps[0], x)
+    elif op in ("sum", "mean", "cumsum", "flip"):
+        y = b.op(op, b.op("mul", args[0], args[1]), axis="E")
+    elif op in ("wofz_re", "wofz_im"):
+        y = b.op(op, b.op("sub", args[0], b.const(1.9)), args[1])  # both signs of Re z
+    else:
+        d = OPS[op]
+        n = d.arity if d.arity is not None else 3
+        y = b.op(op, *args[:n])
+    return b.build(y, f"d_{op}")
+
+
+def central(exe, theta, h=1e-6, **arrays):
+    cols = []
+    for k in range(len(theta)):
+        step = h * max(1.0, abs(theta[k]))
+        up, down = theta.copy(), theta.copy()
+        up[k] += step
+        down[k] -= step
+        cols.append((np.asarray(exe(up, **arrays)) - np.asarray(exe(down, **arrays))) / (2 * step))
+    return np.stack(cols, axis=-1)
+
+
+def assert_columns_close(got, want, rel=1e-7):
+    scale = np.maximum(np.max(np.abs(want), axis=tuple(range(want.ndim - 1))), 1e-300)
+    err = np.max(np.abs(got - want), axis=tuple(range(want.ndim - 1))) / scale
+    assert np.all((err <= rel) | (np.max(np.abs(want), axis=tuple(range(want.ndim - 1))) < 1e-10)), err
+
+
+@pytest.mark.parametrize("op", sorted(set(OPS) - NONDIFF))
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_every_op_rule_matches_central_differences(op, mode):
+    exe = gir.compile(op_graph(op), "numpy", passes="O0")
+    want = central(exe, THETA, x=X)
+    got = exe.jacobian(THETA, x=X, mode=mode)
+    assert got.shape == want.shape
+    assert_columns_close(got, want, rel=1e-7)
+
+
+def test_every_op_has_a_rule():
+    assert {name for name, d in OPS.items() if not d.differentiable} == {"const", "call"}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(st.data())
+def test_reverse_mode_is_the_transpose_of_forward_mode(data):
+    """seed . J (forward mode) equals one reverse sweep with that seed, for random graphs."""
+    g = data.draw(random_graphs(max_nodes=10, max_outputs=1, calls=1))
+    if not g.params:
+        return
+    inputs = data.draw(random_inputs(g))
+    names = [p.name for p in g.params]
+    theta = np.array([inputs.pop(n) for n in names], dtype=float)
+    exe = gir.compile(g, "numpy", passes="O0")
+    y, jac = exe.value_and_jacobian(theta, mode="forward", **inputs)
+    seed = np.cos(np.arange(np.size(y)) + 0.3).reshape(np.shape(y))
+    want = np.tensordot(seed, jac, axes=np.ndim(y)) if np.ndim(y) else seed * jac
+    got = exe.vjp(theta, seed, **inputs)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * (1 + np.max(np.abs(jac))))
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(st.data())
+def test_forward_mode_matches_differences_on_random_graphs(data):
+    """Random graphs (with kinks: abs, min, max, where) against central differences where smooth."""
+    g = data.draw(random_graphs(max_nodes=10, max_outputs=1))
+    if not g.params:
+        return
+    inputs = data.draw(random_inputs(g))
+    theta = np.array([inputs.pop(p.name) for p in g.params], dtype=float)
+    exe = gir.compile(g, "numpy", passes="O0")
+    got = exe.jacobian(theta, mode="forward", **inputs)
+    y0 = np.asarray(exe(theta, **inputs))[..., None]
+    ahead, behind = central(exe, theta, 1e-6, **inputs), None
+    h = 1e-6 * np.maximum(1.0, np.abs(theta))
+    ups = np.stack(
+        [np.asarray(exe(theta + h[k] * np.eye(len(theta))[k], **inputs)) for k in range(len(theta))], -1
+    )
+    ahead, behind = (ups - y0) / h, ahead
+    smooth = np.abs(ahead - behind) <= 1e-4 * (1 + np.abs(behind))  # a kink inside the step breaks this
+    np.testing.assert_allclose(got[smooth], behind[smooth], rtol=1e-5, atol=1e-6)
+
+
+def test_derivative_graphs_share_work_with_the_value():
+    def glp(x, A, x0, F, m):
+        u2 = ((x - x0) / F) ** 2
+        return A * np.exp(-4 * np.log(2) * (1 - m) * u2) / (1 + 4 * m * u2)
+
+    g = gir.trace(glp, x="E")
+    forward = gir.optimize(jvp(g), "O2")
+    assert sum(n.op == "exp" for n in forward.nodes) == 1  # one exp for the value and all 4 columns
+    assert len(forward.outputs) == 1 + 4
+
+
+def test_vjp_graph_takes_one_seed_per_output():
+    b = gir.Builder()
+    x, a = b.input("x", E), b.input("a")
+    g = b.build([b.op("mul", a, x), b.op("sum", b.op("exp", b.op("mul", a, x)), axis="E")])
+    r = vjp(g)
+    assert [v.name for v in r.inputs] == ["x", "a", "seed0", "seed1"]
+    assert [v.type for v in r.inputs[2:]] == [E, Type("f64")]
+    exe = gir.compile(g, "numpy")
+    x_ = np.linspace(0, 1, 5)
+    jac = exe.jacobian([0.3], x=x_)
+    np.testing.assert_allclose(jac[0][:, 0], x_, rtol=1e-14)
+    np.testing.assert_allclose(jac[1], [np.sum(x_ * np.exp(0.3 * x_))], rtol=1e-13)
+
+
+def test_unknown_parameter_and_mode_are_errors():
+    g = op_graph("exp")
+    with pytest.raises(gir.GirError, match="cannot differentiate with respect to 'zz'"):
+        jvp(g, wrt=["zz"])
+    exe = gir.compile(g, "numpy")
+    with pytest.raises(gir.InputError, match="mode must be"):
+        exe.jacobian(THETA, x=X, mode="sideways")

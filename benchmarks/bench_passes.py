@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ms, stamp, table, timeit
+from common import ms, stamp, table, timeit, write_section
 
 import gir
 from gir.passes import Stats
@@ -70,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--write", action="store_true", help="write the tables to docs/performance.md")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -93,15 +94,19 @@ def main() -> None:
                 detail[f"{family}, {len(g.nodes)} nodes"] = gir.optimize(g, "O2", verify=False, stats=True)[1]
             print(f"  {family} {n}: done", file=sys.stderr)
 
-    print(f"# gir passes: O2 and NumPy codegen ({stamp()})\n")
-    print("Median of repeats; times in ms.\n")
-    print(table(["graph", "nodes", "after O2", "O2 ms", "numpy codegen ms", "total ms", "O2 us/node"], rows))
+    parts = [
+        f"### Passes: O2 and NumPy codegen\n\n{stamp()}. Median of repeats; times in ms.",
+        table(["graph", "nodes", "after O2", "O2 ms", "numpy codegen ms", "total ms", "O2 us/node"], rows),
+    ]
     for name, stats in detail.items():
-        print(f"\nO2 per pass, {name}:\n")
-        print(table(["pass", "ms", "nodes before", "nodes after", "rewrites"],
-                    [[s.name, ms(s.seconds), str(s.nodes_before), str(s.nodes_after), str(s.rewrites)]
-                     for s in stats]))
-
+        parts.append(f"O2 per pass, {name}:")
+        parts.append(table(["pass", "ms", "nodes before", "nodes after", "rewrites"],
+                           [[s.name, ms(s.seconds), str(s.nodes_before), str(s.nodes_after), str(s.rewrites)]
+                            for s in stats]))  # fmt: skip
+    report = "\n\n".join(parts)
+    print(report)
+    if args.write:
+        write_section("bench_passes", report)
 
 if __name__ == "__main__":
     main()

@@ -34,6 +34,7 @@ import attrs
 
 from gir.ir.graph import Graph, Node, Value
 from gir.ir.ops import get_op
+from gir.passes.dce import dce
 
 
 @attrs.define
@@ -83,7 +84,7 @@ def _is_prefix(axes: tuple[str, ...], of: tuple[str, ...]) -> bool:
 
 def schedule(graph: Graph) -> Schedule:
     """Stages and materialized values for a call-free ``graph`` (see the module docstring)."""
-    graph = _live(graph)
+    graph = dce(graph)
     producer = graph.producers()
     order = {node: i for i, node in enumerate(graph.nodes)}
     arrays: set[Value] = {v for v in graph.inputs if v.type.axes}
@@ -213,19 +214,6 @@ def _place(graph: Graph, arrays: set[Value], cones, order) -> tuple[list[Stage],
             where[root] = target
             nest_of[root] = target
     return stages, nest_of
-
-
-def _live(graph: Graph) -> Graph:
-    """``graph`` without the nodes no output depends on."""
-    needed = set(graph.outputs)
-    keep = []
-    for node in reversed(graph.nodes):
-        if any(v in needed for v in node.outputs):
-            keep.append(node)
-            needed.update(node.inputs)
-    if len(keep) == len(graph.nodes):
-        return graph
-    return Graph(graph.inputs, keep[::-1], graph.outputs, name=graph.name, axes=graph.axes)
 
 
 def _shared(cones: dict[Value, list[Node]], nest_of: dict[Value, int]) -> set[Value]:

@@ -9,6 +9,7 @@ can name them. Keyword parameters with defaults are the pass's options.
 
 from __future__ import annotations
 
+import abc
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,7 +36,7 @@ def _fits(value: Any, want: type) -> bool:
     return isinstance(value, int | float) if want is float else isinstance(value, want)
 
 
-class Pass:
+class Pass(abc.ABC):
     """A named ``graph -> graph`` step with keyword options (name -> default)."""
 
     name: str
@@ -44,8 +45,9 @@ class Pass:
     group: str | None = None  # a single rewrite's pass: the group that also holds the rewrite
     owner: tuple = ()  # (module, qualified name) of the code that defined it
 
+    @abc.abstractmethod
     def run(self, graph: Graph, **options: Any) -> Graph:
-        raise NotImplementedError
+        """The pass applied to ``graph``."""
 
     def __call__(self, graph: Graph, **options: Any) -> Graph:
         return self.run(graph, **self.check(options))

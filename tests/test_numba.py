@@ -503,3 +503,32 @@ def test_cache_files_are_reused_by_a_new_process(tmp_path):
     assert any((folder / "__pycache__").glob("*.nbi")) and any((folder / "__pycache__").glob("*.nbc"))
     assert first["misses"] == 1 and second["hits"] == 1 and second["misses"] == 0
     assert first["checksum"] == second["checksum"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_scratch_arrays_are_reused_per_thread_and_per_grid(target):
+    """The running sum gets its own nest, its operand a scratch array kept between calls."""
+    import threading
+
+    exe = gir.compile(separable_graph(), target=target, passes="O0")
+    assert "buf_" in exe.source  # the scan's operand is materialized
+    ref = gir.compile(separable_graph(), target="numpy", passes="O0")
+    grids = [(T_GRID, E_GRID), (T_GRID[:7], E_GRID[:11])]
+    want = [ref(**SEPARABLE_THETA, t=t, E=e) for t, e in grids]
+    for _ in range(2):  # alternating grid sizes reallocate, repeated sizes reuse
+        for (t, e), w in zip(grids, want, strict=True):
+            np.testing.assert_allclose(exe(**SEPARABLE_THETA, t=t, E=e), w, rtol=1e-12, atol=1e-300)
+    results = {}
+
+    def worker(k):
+        t, e = grids[k % 2]
+        results[k] = [exe(**SEPARABLE_THETA, t=t, E=e) for _ in range(20)]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for k, outs in results.items():
+        for out in outs:
+            np.testing.assert_allclose(out, want[k % 2], rtol=1e-12, atol=1e-300)

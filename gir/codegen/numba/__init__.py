@@ -27,6 +27,7 @@ outputs with a leading B dimension (scalars as (B, 1, ..., 1)); it runs a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ from gir.codegen.numba.loops import schedule
 from gir.codegen.numba.ops import supported
 from gir.errors import GirError
 from gir.ir.graph import Graph
+from gir.ir.types import Type
 
 _NP = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "bool": np.bool_}
 _SCALAR = {"f64": float, "i64": int, "bool": bool, "f32": np.float32}
@@ -63,12 +65,29 @@ def generate(graph: Graph, *, parallel: bool = False, fast_exp: bool = True) -> 
     return writer.module()
 
 
+def scratch_types(graph: Graph) -> list[Type]:
+    """Types of the scratch arrays ``model`` takes, in its order (as :class:`KernelWriter` names them)."""
+    sched = schedule(inline_calls(graph))
+    outputs = set(sched.graph.outputs)
+    return [v.type for n in sched.graph.nodes for v in n.outputs if v in sched.arrays and v not in outputs]
+
+
 class Compiled:
-    """A compiled Numba model; see the module docstring for the calling convention."""
+    """A compiled Numba model; see the module docstring for the calling convention.
+
+    Scratch arrays are kept per thread and per grid size, so a fit's repeated
+    calls reuse them (a fresh large array costs a page fault per page).
+    """
 
     def __init__(self, graph: Graph, source: str):
         self.source = source
         self._module = load_module(source)
+        self._scratch = scratch_types(graph)
+        self._local = threading.local()
+        self._axis_of = {
+            a: next(((i, v.type.axes.index(a)) for i, v in enumerate(graph.inputs) if a in v.type.axes), None)
+            for a in graph.axes
+        }
         ndim = len(graph.axes)
         self._convert = [_converter(v.type.dtype, v.type.axes, graph.axes) for v in graph.inputs]
         self._batch_convert = [
@@ -81,8 +100,20 @@ class Compiled:
         positions = {v: tuple(graph.axes.index(a) for a in v.type.axes) for v in unique}
         self._layout = [_layout(positions[v], ndim) for v in graph.outputs]
 
+    def _scratch_for(self, inputs: list[Any]) -> list[np.ndarray]:
+        if not self._scratch:
+            return []
+        sizes = {a: 1 if at is None else inputs[at[0]].shape[at[1]] for a, at in self._axis_of.items()}
+        key = tuple(sizes.values())
+        cached = getattr(self._local, "scratch", None)
+        if cached is None or cached[0] != key:
+            arrays = [np.empty(tuple(sizes[a] for a in t.axes), _NP[t.dtype]) for t in self._scratch]
+            cached = self._local.scratch = (key, arrays)
+        return cached[1]
+
     def call(self, args: Sequence[Any]) -> tuple:
-        outs = self._module.model(*[c(a) for c, a in zip(self._convert, args, strict=True)])
+        inputs = [c(a) for c, a in zip(self._convert, args, strict=True)]
+        outs = self._module.model(*inputs, *self._scratch_for(inputs))
         return tuple(f(outs[i]) for f, i in zip(self._layout, self._out_index))
 
     def batch(self, args: Sequence[Any]) -> tuple:

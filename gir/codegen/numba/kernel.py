@@ -2,12 +2,14 @@
 
 The module defines (all ``@njit(cache=True, error_model="numpy", nogil=True)``):
 
-- ``model_into(inputs..., outputs...)``: one evaluation into preallocated
-  output arrays; ``prange`` over the outer axis of every nest in the
+- ``model_into(inputs..., outputs..., scratch...)``: one evaluation into
+  preallocated output and scratch arrays; ``prange`` over the outer axis of every nest in the
   parallel target.
 - ``model_into_serial``: the same body with ``range`` (parallel target only),
   used inside the batch loop, where a nested parallel launch would not pay.
-- ``model(inputs...)``: allocates the outputs, calls ``model_into``, returns them.
+- ``model(inputs..., scratch...)``: allocates the outputs, calls ``model_into``,
+  returns them. The caller keeps the scratch arrays between calls, so large
+  temporaries are not allocated (and page-faulted) again on every call.
 - ``model_batch(n_batch, inputs...)``: scalar inputs are length-B vectors;
   ``prange`` over the batch, each iteration writing its slice of the outputs.
 
@@ -130,12 +132,10 @@ class KernelWriter:
     def _into(self, name: str, parallel: bool) -> None:
         em = self.em
         em.line(self._decorator(parallel and self._has_loops()))
-        outs = [self.out_param[v] for v in self.outputs]
+        outs = [self.out_param[v] for v in self.outputs] + [self.array[v] for v in self.temps]
         with em.block(f"def {name}({', '.join(self._signature() + outs)}):"):
-            em.line(f'"""One evaluation of @{self.graph.name} into the preallocated outputs."""')
+            em.line(f'"""One evaluation of @{self.graph.name} into preallocated arrays."""')
             self._sizes()
-            for v in self.temps:
-                em.line(f"{self.array[v]} = np.empty({self._shape(v)}, {NP_DTYPE[v.type.dtype]})")
             for stage in self.sched.stages:
                 if isinstance(stage, Scalars):
                     for node in stage.nodes:
@@ -151,13 +151,14 @@ class KernelWriter:
     def _entry(self) -> None:
         em = self.em
         em.line(self._decorator(False))
-        with em.block(f"def model({', '.join(self._signature())}):"):
+        scratch = [self.array[v] for v in self.temps]
+        with em.block(f"def model({', '.join(self._signature() + scratch)}):"):
             em.line(f'"""Evaluate @{self.graph.name}; returns the outputs (scalars as 1-element arrays)."""')
             self._sizes()
             for v in self.outputs:
                 em.line(f"{self.out_param[v]} = np.empty({self._shape(v)}, {NP_DTYPE[v.type.dtype]})")
             outs = [self.out_param[v] for v in self.outputs]
-            em.line(f"model_into({', '.join(self._signature() + outs)})")
+            em.line(f"model_into({', '.join(self._signature() + outs + scratch)})")
             em.line(f"return ({', '.join(outs)},)")
         em.line()
         em.line()
@@ -171,9 +172,12 @@ class KernelWriter:
             for v in self.outputs:
                 shape = self._shape(v, "n_batch")
                 em.line(f"{self.out_param[v]} = np.empty({shape}, {NP_DTYPE[v.type.dtype]})")
+            for v in self.temps:  # scratch arrays: one set per parallel evaluation
+                em.line(f"{self.array[v]} = np.empty({self._shape(v, 'n_batch')}, {NP_DTYPE[v.type.dtype]})")
             into = "model_into_serial" if self.parallel else "model_into"
             args = [self.params[v] + ("" if v.type.axes else "[b]") for v in self.graph.inputs]
             args += [f"{self.out_param[v]}[b]" for v in self.outputs]
+            args += [f"{self.array[v]}[b]" for v in self.temps]
             with em.block("for b in prange(n_batch):"):
                 em.line(f"{into}({', '.join(args)})")
             em.line(f"return ({', '.join(self.out_param[v] for v in self.outputs)},)")

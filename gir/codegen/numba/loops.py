@@ -92,6 +92,8 @@ def schedule(graph: Graph) -> Schedule:
     for node in graph.nodes:
         if not _fusible(node):
             arrays |= {v for v in (*node.inputs, *node.outputs) if v.type.axes}
+        elif is_scan(node):  # a running sum is serial: its operand gets a nest LLVM can vectorize
+            arrays.add(node.inputs[0])
     while True:
         cones, misplaced = _cones(graph, arrays, producer, order)
         if misplaced:
@@ -195,7 +197,7 @@ def _place(graph: Graph, arrays: set[Value], cones, order) -> tuple[list[Stage],
             for i in range(len(stages) - 1, max(last, 0) - 1, -1):
                 st = stages[i]
                 if isinstance(st, Nest) and st.axes == root.type.axes:
-                    if direction is None or st.reverse in (None, direction):
+                    if direction is None and st.reverse is None:  # a nest with a running sum stays apart
                         target = i
                     break
             if target is None:

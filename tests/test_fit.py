@@ -9,29 +9,19 @@ numba and jax.
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
+from available import require_target
 
 import gir
 import gir.fit
 from gir import models as gm
 from gir.errors import InputError
-from gir.runtime.target import TARGETS
 
 P = gm.Param
 FIT_TARGETS = ["numpy", "numba", "jax"]
 
 
-def require_target(name: str) -> None:
-    info = {t.name: t for t in gir.targets()}
-    if name not in info or not info[name].available:
-        pytest.skip(f"target {name} unavailable")
-    try:
-        importlib.import_module(TARGETS[name].backend)
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        pytest.skip(f"backend of {name} cannot be imported: {e}")
 
 
 E1 = np.linspace(80.0, 90.0, 400)

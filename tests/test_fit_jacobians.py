@@ -12,29 +12,19 @@ estimate) is added to the tolerance, and it must itself be small.
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
+from available import require_target
 
 import gir
 import gir.fit
 from gir import models as gm
-from gir.runtime.target import TARGETS
 
 P = gm.Param
 JAC_TARGETS = ["numpy", "numba", "jax"]
 RTOL = 1e-7
 
 
-def require_target(name: str) -> None:
-    info = {t.name: t for t in gir.targets()}
-    if name not in info or not info[name].available:
-        pytest.skip(f"target {name} unavailable")
-    try:
-        importlib.import_module(TARGETS[name].backend)
-    except ImportError as e:  # pragma: no cover
-        pytest.skip(f"backend of {name} cannot be imported: {e}")
 
 
 def model_peaks():

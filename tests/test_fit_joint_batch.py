@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import numpy as np
 import pytest
+from available import require_target
 
 import gir
 import gir.fit
 from gir import models as gm
 from gir.errors import InputError
-from gir.runtime.target import TARGETS
 
 P = gm.Param
 E = np.linspace(80.0, 90.0, 150)
@@ -20,14 +19,6 @@ E_B = np.linspace(81.0, 89.0, 97)  # a second, different energy grid
 T = np.linspace(-1.0, 6.0, 30)
 
 
-def require_target(name: str) -> None:
-    info = {t.name: t for t in gir.targets()}
-    if name not in info or not info[name].available:
-        pytest.skip(f"target {name} unavailable")
-    try:
-        importlib.import_module(TARGETS[name].backend)
-    except ImportError as e:  # pragma: no cover
-        pytest.skip(f"backend of {name} cannot be imported: {e}")
 
 
 def spectrum_model() -> gm.Model:

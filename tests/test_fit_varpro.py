@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
+from available import require_target
 
 import gir
 import gir.fit
 from gir import models as gm
 from gir.errors import InputError
 from gir.passes.linearity import NONLINEAR, is_jointly_linear, linear_parameters, output_degree
-from gir.runtime.target import TARGETS
 
 P = gm.Param
 E = np.linspace(80.0, 92.0, 200)
 T = np.linspace(-1.0, 8.0, 50)
 
 
-def require_target(name: str) -> None:
-    info = {t.name: t for t in gir.targets()}
-    if name not in info or not info[name].available:
-        pytest.skip(f"target {name} unavailable")
-    try:
-        importlib.import_module(TARGETS[name].backend)
-    except ImportError as e:  # pragma: no cover
-        pytest.skip(f"backend of {name} cannot be imported: {e}")
 
 
 def shirley_model() -> gm.Model:

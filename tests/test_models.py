@@ -10,33 +10,21 @@ that is available (a target whose backend module does not exist yet is skipped).
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 
 import numpy as np
 import pytest
+from available import require_target
 from scipy import integrate, special
 
 import gir
 from gir import models as gm
-from gir.runtime.target import TARGETS
 
 ALL_TARGETS = ["numpy", "numba", "numba-parallel", "jax"]
 RTOL = 1e-12
 
 
-def require_target(name: str) -> None:
-    """Skip unless ``name`` is available and its backend module exists and is complete."""
-    info = {t.name: t for t in gir.targets()}
-    if name not in info or not info[name].available:
-        pytest.skip(f"target {name} unavailable: {info[name].reason if name in info else 'unknown'}")
-    try:
-        backend = importlib.import_module(TARGETS[name].backend)
-    except ImportError as e:
-        pytest.skip(f"backend of {name} does not exist yet: {e}")
-    if not all(hasattr(backend, a) for a in ("build", "unsupported")):
-        pytest.skip(f"backend of {name} is not complete yet")
 
 
 def assert_rel(got, want, rtol=RTOL, what=""):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gir.errors import InputError
-from gir.fit.least_squares import _scipy_options, solve
-from gir.fit.problem import Dataset, build_problem
+from gir.fit.least_squares import _scipy_options, fit_datasets
+from gir.fit.problem import Dataset
 from gir.fit.result import FitResult
 
 
@@ -76,17 +75,8 @@ def joint(
     if not datasets:
         raise InputError("joint needs at least one data set")
     specs = [_as_dataset(item, k) for k, item in enumerate(datasets)]
-    t0 = time.perf_counter()
-    prepared = [d.prepare() for d in specs]
-    problem = build_problem(prepared, shared=shared, local=local, fixed=fixed, theta0=theta0, bounds=bounds)
-    setup = time.perf_counter() - t0
     scipy_kw = _scipy_options(ftol, xtol, gtol, max_nfev, x_scale, options)
-    return solve(
-        problem,
-        method=method,
-        varpro=varpro,
-        jacobian=jacobian,
-        scipy_options=scipy_kw,
-        setup_time=setup,
-        explicit_bounds=bounds is not None,
-    )
+    return fit_datasets(
+        specs, method, varpro, jacobian, scipy_kw, bounds is not None,
+        shared=shared, local=local, fixed=fixed, theta0=theta0, bounds=bounds,
+    )  # fmt: skip

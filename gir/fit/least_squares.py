@@ -82,18 +82,31 @@ def least_squares(
         window_after=window_after,
         target=target,
     )
-    t0 = time.perf_counter()
-    problem = build_problem([ds.prepare()], fixed=fixed)
-    setup = time.perf_counter() - t0
     scipy_kw = _scipy_options(ftol, xtol, gtol, max_nfev, x_scale, options)
+    return fit_datasets([ds], method, varpro, jacobian, scipy_kw, bounds is not None, fixed=fixed)
+
+
+def fit_datasets(
+    datasets: list[Dataset],
+    method: str,
+    varpro: Any,
+    jacobian: str,
+    scipy_options: dict[str, Any],
+    explicit_bounds: bool,
+    **problem_options: Any,
+) -> FitResult:
+    """Prepare ``datasets``, build one problem over them and solve it (setup time measured)."""
+    t0 = time.perf_counter()
+    problem = build_problem([d.prepare() for d in datasets], **problem_options)
+    setup = time.perf_counter() - t0
     return solve(
         problem,
         method=method,
         varpro=varpro,
         jacobian=jacobian,
-        scipy_options=scipy_kw,
+        scipy_options=scipy_options,
         setup_time=setup,
-        explicit_bounds=bounds is not None,
+        explicit_bounds=explicit_bounds,
     )
 
 

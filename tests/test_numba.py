@@ -532,3 +532,54 @@ def test_scratch_arrays_are_reused_per_thread_and_per_grid(target):
     for k, outs in results.items():
         for out in outs:
             np.testing.assert_allclose(out, want[k % 2], rtol=1e-12, atol=1e-300)
+
+
+# -- evaluation into given arrays, scan nests, vectorization of wide nests --------------
+
+
+@pytest.mark.parametrize("target", ["numpy", *TARGETS])
+def test_call_into_writes_the_given_arrays(target):
+    b = Builder()
+    x = b.input("x", Type("f64", ("E",)))
+    p = b.input("p")
+    y = b.op("mul", x, b.op("sum", x, axis="E"))
+    g = b.build([y, x, p, y], name="into")
+    exe = gir.compile(g, target=target, passes="O0")
+    xs = np.array([1.0, 2.0, -0.5])
+    outs = [np.empty(3), np.empty(3), np.empty(()), np.empty(3)]
+    exe.call_into(outs, x=xs, p=3.0)
+    for got, want in zip(outs, exe(x=xs, p=3.0)):
+        np.testing.assert_array_equal(got, want)
+    strided = np.empty(6)[::2]  # not contiguous: filled through a copy
+    exe.call_into([strided, outs[1], outs[2], outs[3]], x=xs, p=3.0)
+    np.testing.assert_array_equal(strided, outs[0])
+    with pytest.raises(gir.GirError, match="shape \\(3,\\)"):
+        exe.call_into([np.empty(4), *outs[1:]], x=xs, p=3.0)
+
+
+def _scans_graph(n: int = 3):
+    b = Builder()
+    t = b.input("t", Type("f64", ("T",)))
+    e = b.input("E", Type("f64", ("E",)))
+    ps = [b.input(f"p{i}") for i in range(n)]
+    outs = []
+    for p in ps:
+        peak = b.op("exp", b.op("mul", p, b.op("mul", t, e)))
+        outs.append(b.op("add", peak, b.op("cumsum", peak, axis="E", reverse=True)))
+    return b.build(outs, name="scans")
+
+
+def test_scans_of_one_direction_share_a_nest():
+    body = "\n".join(_function(generate(_scans_graph()), "model_into"))
+    assert body.count("for i_E in range(n_E - 1, -1, -1)") == 1
+    assert body.count("for i_E in range(n_E)") == 1  # the peaks, vectorizable, in a nest of their own
+
+
+def test_a_nest_storing_many_arrays_is_vectorized(tmp_path, monkeypatch):
+    """20 stored arrays need about 200 runtime overlap checks: past LLVM's default limit (128)."""
+    monkeypatch.setenv("GIR_CACHE_DIR", str(tmp_path))  # compiled here, so LLVM IR can be inspected
+    exe = gir.compile(_scans_graph(20), target="numba", passes="O0")
+    theta = {f"p{i}": -0.01 * (i + 1) for i in range(20)}
+    exe(t=np.linspace(0, 1, 5), E=np.linspace(0, 1, 64), **theta)
+    into = exe._artifact._module.model_into
+    assert "vector.body" in into.inspect_llvm(into.signatures[0])

@@ -404,3 +404,22 @@ def test_reductions_run_on_the_axes_that_vary():
     assert all(len(n.inputs[0].type.axes) == 1 for n in reductions)
     inputs = {"x": np.linspace(-2, 2, 7), "t": np.linspace(0, 1, 3), "a": 1.5, "b": -0.5, "pS": 0.1}
     assert_same(evaluate(g, inputs), evaluate(out, inputs))
+
+
+def test_share_reuses_a_smaller_sum_or_product():
+    g = gir.parse("""\
+graph @main(%x: f64[E], %a: f64, %b: f64) -> (f64[E], f64[E], f64[E], f64[E]) {
+  %s: f64[E] = add %x, %a
+  %t: f64[E] = add %b, %x, %a
+  %p: f64[E] = mul %a, %x
+  %q: f64[E] = mul %x, %x, %a, %b
+  return %s, %t, %p, %q
+}
+""")
+    out = gir.optimize(g, "share", verify=True)
+    t, q = (out.producers()[v] for v in out.outputs[1::2])
+    assert t.inputs == (out.outputs[0], out.input("b"))
+    assert q.inputs == (out.outputs[2], out.input("x"), out.input("b"))
+    inputs = {"x": X, "a": 0.5, "b": -2.0}
+    assert_same(evaluate(g, inputs), evaluate(out, inputs))
+    assert gir.dump(gir.optimize(out, "share")) == gir.dump(out)

@@ -427,7 +427,8 @@ graph @glp(%x: f64[E], %A: f64, %x0: f64, %F: f64, %m: f64) -> f64[E] {
   %four: f64 = const {value=4.0}
   %om: f64 = sub %one, %m
   %d1: f64[E] = sub %x, %x0
-  %u1: f64[E] = div %d1, %F
+  %0: f64 = div %one, %F
+  %u1: f64[E] = mul %0, %d1
   %s1: f64[E] = mul %u1, %u1
   %g: f64[E] = mul %om, %c, %s1
   %e: f64[E] = exp %g

@@ -132,7 +132,7 @@ def _fit(
     problem = build_problem([ds.prepare()], fixed=kws.get("fixed"))
     return solve(
         problem,
-        method=kws.get("method", "trf"),
+        method=kws.get("method", "levmar"),
         varpro=kws.get("varpro", False),
         jacobian=kws.get("jacobian", "eager"),
         scipy_options=scipy_kw,

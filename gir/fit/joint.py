@@ -40,7 +40,7 @@ def joint(
     fixed: Mapping[str, float] | None = None,
     theta0: Mapping[str, float] | None = None,
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
-    method: str = "trf",
+    method: str = "levmar",
     varpro: bool | Iterable[str] = False,
     jacobian: str = "eager",
     ftol: float | None = None,

@@ -15,7 +15,9 @@ from gir.fit.result import FitResult, make_result
 
 #: Defaults passed to scipy.optimize.least_squares (override with the same keywords).
 DEFAULTS: dict[str, Any] = {"ftol": 1e-8, "xtol": 1e-8, "gtol": 1e-8, "x_scale": "jac"}
-METHODS = ("trf", "dogbox", "lm")
+METHODS = ("trf", "dogbox", "lm", "levmar")
+#: The options :func:`gir.fit.levmar.levmar` takes (scipy's others, such as ``loss``, are refused).
+LEVMAR_OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "x_scale")
 
 
 def least_squares(
@@ -23,7 +25,7 @@ def least_squares(
     data: Any,
     theta0: Any = None,
     bounds: Any = None,
-    method: str = "trf",
+    method: str = "levmar",
     target: str = "auto",
     window: Mapping[str, tuple[float | None, float | None]] | None = None,
     weights: Any = None,
@@ -157,7 +159,7 @@ def _start(problem: Problem, bounds) -> np.ndarray:
 def solve(
     problem: Problem,
     *,
-    method: str = "trf",
+    method: str = "levmar",
     varpro: bool | Iterable[str] = False,
     jacobian: str = "eager",
     scipy_options: Mapping[str, Any] | None = None,
@@ -204,24 +206,20 @@ def solve(
             setup_time=setup_time,
             keep_jac=keep_jac,
         )
-    from scipy.optimize import least_squares as scipy_least_squares
-
     copy = scipy_options.get("loss", "linear") != "linear"  # robust losses scale J in place
+    reuse = method == "levmar"  # it takes J^T J at once; scipy's methods keep J across trial steps
 
     def jac(x):
-        j = problem.residual_and_jacobian(x)[1]
+        j = problem.residual_and_jacobian(x, reuse=reuse)[1]
         return j.copy() if copy else j
 
-    fun = (lambda x: problem.residual_and_jacobian(x)[0]) if jacobian == "eager" else problem.residual
+    def fun(x):
+        if jacobian == "eager":
+            return problem.residual_and_jacobian(x, reuse=reuse)[0]
+        return problem.residual(x)
+
     t0 = time.perf_counter()
-    out = scipy_least_squares(
-        fun,
-        x0,
-        jac=jac,
-        method=method,
-        bounds=(-np.inf, np.inf) if bounds is None else bounds,
-        **scipy_options,
-    )
+    out = minimize(fun, x0, jac, method, bounds, scipy_options)
     wall = time.perf_counter() - t0
     return make_result(
         problem,
@@ -236,3 +234,19 @@ def solve(
         setup_time=setup_time,
         keep_jac=keep_jac,
     )
+
+
+def minimize(fun, x0: np.ndarray, jac, method: str, bounds, options: Mapping[str, Any]):
+    """``0.5 |fun(x)|^2`` minimized by scipy.optimize.least_squares or, for ``"levmar"``, by
+    :func:`gir.fit.levmar.levmar`; a scipy OptimizeResult."""
+    bounds = (-np.inf, np.inf) if bounds is None else bounds
+    if method == "levmar":
+        from gir.fit.levmar import levmar
+
+        unknown = sorted(set(options) - set(LEVMAR_OPTIONS))
+        if unknown:
+            raise InputError(f"method 'levmar' takes the options {list(LEVMAR_OPTIONS)}, not {unknown}")
+        return levmar(fun, x0, jac, bounds, **options)
+    from scipy.optimize import least_squares as scipy_least_squares
+
+    return scipy_least_squares(fun, x0, jac=jac, method=method, bounds=bounds, **options)

@@ -143,7 +143,6 @@ class Evaluation:
                 f"a fit needs an executable with one output, @{graph.name} has {len(graph.outputs)}"
             )
         self.param_names: tuple[str, ...] = tuple(self.inner.param_names)
-        self.out_axes = graph.outputs[0].type.axes
         self.full_shape = tuple(self.sizes)
         named = auto_after if window_after is None else window_after
         after = {self.grid_names[self._dim(k, "window_after")] for k in named}
@@ -277,12 +276,30 @@ class Evaluation:
         else:
             out[:] = np.asarray(grid).ravel()[self.select]
 
+    def _evaluate(self, exe, theta: np.ndarray, flats: list[np.ndarray]) -> None:
+        """``exe``'s outputs at ``theta`` into the flat window arrays ``flats``, one per output.
+
+        An output over the grid's axes is written in place (no copy on the Numba
+        targets); others, and windows cut after evaluation, go through a copy.
+        """
+        outputs = exe.graph.outputs
+        direct = self.select is None
+        outs = [
+            flat.reshape(self.eval_shape)
+            if direct and v.type.axes == self.grid_axes
+            else np.empty(tuple(self.eval_shape[self.grid_axes.index(a)] for a in v.type.axes))
+            for v, flat in zip(outputs, flats, strict=True)
+        ]
+        exe.call_into(outs, theta, **self.inputs)
+        for v, out, flat in zip(outputs, outs, flats, strict=True):
+            if not (direct and v.type.axes == self.grid_axes):
+                self._flat(_expand(out, v.type.axes, self.grid_axes, self.eval_shape), flat)
+
     def value(self, theta: np.ndarray) -> np.ndarray:
         """The model on the window, flat (C order of the grid)."""
         self.check(theta)
-        y = self.inner(theta, **self.inputs)
         out = np.empty(self.size)
-        self._flat(_expand(y, self.out_axes, self.grid_axes, self.eval_shape), out)
+        self._evaluate(self.inner, theta, [out])
         return out
 
     def value_and_columns(self, theta: np.ndarray, wrt: tuple[str, ...], jac: np.ndarray | None = None):
@@ -291,18 +308,14 @@ class Evaluation:
         ``jac`` may be a preallocated (n, len(wrt)) array (column-major is fastest) to fill.
         """
         self.check(theta)
-        dexe = derivative_executable(self.inner, wrt)
-        outs = dexe(theta, **self.inputs)
-        outs = outs if isinstance(outs, tuple) else (outs,)
-        types = dexe.graph.outputs
         y = np.empty(self.size)
-        self._flat(_expand(outs[0], types[0].type.axes, self.grid_axes, self.eval_shape), y)
         if jac is None:
             jac = np.empty((self.size, len(wrt)), order="F")
-        for j in range(len(wrt)):
-            self._flat(
-                _expand(outs[1 + j], types[1 + j].type.axes, self.grid_axes, self.eval_shape), jac[:, j]
-            )
+        columns = [jac[:, j] if jac.flags.f_contiguous else np.empty(self.size) for j in range(len(wrt))]
+        self._evaluate(derivative_executable(self.inner, wrt), theta, [y, *columns])
+        if not jac.flags.f_contiguous:
+            for j, c in enumerate(columns):
+                jac[:, j] = c
         return y, jac
 
 
@@ -473,6 +486,7 @@ class Problem:
         self.counts = {"value": 0, "jacobian": 0}
         self._value_cache: tuple[bytes, np.ndarray] | None = None
         self._jac_cache: dict[tuple, tuple[bytes, np.ndarray, np.ndarray]] = {}
+        self._buffers: dict[tuple, np.ndarray] = {}
 
     @property
     def nfree(self) -> int:
@@ -509,17 +523,27 @@ class Problem:
     def residual(self, x: np.ndarray) -> np.ndarray:
         return self.model(x) - self.wdata
 
-    def model_and_jacobian(self, x: np.ndarray, cols: Sequence[int] | None = None):
-        """``(w * y(x), w * dy/dx[:, cols])`` stacked; ``cols`` indexes the global vector (default: all)."""
+    def model_and_jacobian(self, x: np.ndarray, cols: Sequence[int] | None = None, *, reuse: bool = False):
+        """``(w * y(x), w * dy/dx[:, cols])`` stacked; ``cols`` indexes the global vector (default: all).
+
+        With ``reuse``, the Jacobian is written into one array kept per ``cols``
+        (a fresh 10 MB array costs a page fault per 4 kB page): it is valid until
+        the next evaluation with ``reuse``, for callers that consume it at once.
+        """
         x = np.asarray(x, dtype=np.float64)
         cols_t = tuple(range(self.nfree)) if cols is None else tuple(int(c) for c in cols)
         key = x.tobytes()
         hit = self._jac_cache.get(cols_t)
         if hit is not None and hit[0] == key:
-            return hit[1], hit[2]
+            shared = hit[2] is self._buffers.get(cols_t)
+            return hit[1], (hit[2].copy() if shared and not reuse else hit[2])
         self.counts["jacobian"] += 1
         pos = {c: j for j, c in enumerate(cols_t)}
-        jac = np.zeros((self.n, len(cols_t)), order="F")
+        jac = self._buffers.get(cols_t) if reuse else None
+        if jac is None:
+            jac = np.empty((self.n, len(cols_t)), order="F")
+            if reuse:
+                self._buffers[cols_t] = jac
         ys = []
         for k, d in enumerate(self.datasets):
             li, gi = self.maps[k]
@@ -531,10 +555,11 @@ class Problem:
                 y, _ = d.value_and_columns(theta, wrt, out=jac)
             else:
                 y, block = d.value_and_columns(theta, wrt)
+                jac[rows] = 0.0
                 for j, (_, c) in enumerate(pairs):
                     jac[rows, c] = block[:, j]
             ys.append(y)
-        y = self._weigh(np.concatenate(ys))
+        y = self._weigh(np.concatenate(ys) if len(ys) > 1 else ys[0])
         if self.weights is not None:
             jac *= self.weights[:, None]
         self._jac_cache[cols_t] = (key, y, jac)
@@ -542,8 +567,8 @@ class Problem:
             self._jac_cache.pop(next(iter(self._jac_cache)))
         return y, jac
 
-    def residual_and_jacobian(self, x: np.ndarray, cols: Sequence[int] | None = None):
-        y, jac = self.model_and_jacobian(x, cols)
+    def residual_and_jacobian(self, x: np.ndarray, cols: Sequence[int] | None = None, *, reuse: bool = False):
+        y, jac = self.model_and_jacobian(x, cols, reuse=reuse)
         return y - self.wdata, jac
 
 

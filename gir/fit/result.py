@@ -35,18 +35,27 @@ def _near(v: float, bound: float) -> bool:
 
 
 def covariance(jac: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
-    """``scale * (J^T J)^-1`` by SVD (pseudo-inverse when J is rank deficient); whether it was."""
+    """``scale * (J^T J)^-1`` (pseudo-inverse when J is rank deficient); whether it was.
+
+    From the normal matrix with unit diagonal, ``S = D^-1 J^T J D^-1`` (``D`` the
+    column norms), by eigendecomposition: P x P work after one product ``J^T J``,
+    where an SVD of J costs as much as a dozen model evaluations on a large grid.
+    Directions with eigenvalue below ``P * eps`` of the largest (scaled columns
+    dependent to about 1e-7) are left out, and parameters in them get NaN.
+    """
+    p = jac.shape[1]
     if jac.size == 0:
-        return np.zeros((jac.shape[1], jac.shape[1])), False
-    _, s, vt = np.linalg.svd(jac, full_matrices=False)
-    tol = max(jac.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
-    keep = s > tol
-    vk = vt[keep]
-    cov = (vk.T / s[keep] ** 2) @ vk
+        return np.zeros((p, p)), False
+    a = jac.T @ jac
+    d = np.sqrt(np.diag(a))
+    d = np.where(d > 0, d, 1.0)
+    w, v = np.linalg.eigh(a / np.outer(d, d))
+    keep = w > p * np.finfo(float).eps * w[-1]
+    vk = v[:, keep]
+    cov = (vk / w[keep]) @ vk.T / np.outer(d, d)
     deficient = not keep.all()
     if deficient:
-        null = vt[~keep]
-        bad = np.any(np.abs(null) > 1e-8, axis=0)
+        bad = np.any(np.abs(v[:, ~keep]) > 1e-8, axis=1)
         cov[bad, :] = np.nan
         cov[:, bad] = np.nan
     return cov * scale, deficient

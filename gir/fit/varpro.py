@@ -133,7 +133,7 @@ class _Projection:
         if key == self.key:
             return
         p = self.problem
-        y0, phi = p.model_and_jacobian(self.x(a, np.zeros(len(self.lin))), self.lin)
+        y0, phi = p.model_and_jacobian(self.x(a, np.zeros(len(self.lin))), self.lin, reuse=True)
         b = p.wdata - y0
         c, q = _lstsq(phi, b)
         if self.cbounds is not None and not np.all((self.cbounds[0] <= c) & (c <= self.cbounds[1])):
@@ -150,7 +150,8 @@ class _Projection:
 
     def jacobian(self, a: np.ndarray) -> np.ndarray:
         self.solve(a)
-        _, ja = self.problem.model_and_jacobian(self.x(np.asarray(a, dtype=np.float64), self.c), self.non)
+        x = self.x(np.asarray(a, dtype=np.float64), self.c)
+        _, ja = self.problem.model_and_jacobian(x, self.non, reuse=True)
         return ja - self.q @ (self.q.T @ ja)
 
 
@@ -166,9 +167,7 @@ def solve_varpro(
     keep_jac: bool = True,
 ) -> FitResult:
     """Fit by variable projection; the result holds every parameter (see the module docstring)."""
-    from scipy.optimize import least_squares as scipy_least_squares
-
-    from gir.fit.least_squares import solve
+    from gir.fit.least_squares import minimize, solve
 
     t0 = time.perf_counter()
     names = None if varpro is True else ([varpro] if isinstance(varpro, str) else list(varpro))
@@ -187,14 +186,7 @@ def solve_varpro(
         opts = dict(scipy_options)
         if isinstance(opts.get("x_scale"), np.ndarray):
             opts["x_scale"] = opts["x_scale"][non]
-        out = scipy_least_squares(
-            proj.residual,
-            x0[non],
-            jac=proj.jacobian,
-            method=method,
-            bounds=(-np.inf, np.inf) if b is None else b,
-            **opts,
-        )
+        out = minimize(proj.residual, x0[non], proj.jacobian, method, b, opts)
         a = out.x
         proj.solve(a)
         nfev, njev, success, message, status = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from gir.ir.graph import Graph, Node, Value, node_key
@@ -34,3 +35,44 @@ def cse(graph: Graph) -> Graph:
         return graph
     outs = [env.get(v, v) for v in graph.outputs]
     return Graph(graph.inputs, kept, outs, name=graph.name, axes=graph.axes)
+
+
+@graph_pass("share")
+def share(graph: Graph) -> Graph:
+    """n-ary sums and products reuse a smaller one whose operands they contain.
+
+    ``s = a + b`` and ``t = a + b + c`` become ``s`` and ``t = s + c`` (the
+    largest such ``s`` defined before ``t``; also for ``mul``). This is CSE for
+    associative ops, which ``flatten`` hides: a model sums peaks ``p1 + p2``
+    for a Shirley background and again for its total, and each Jacobian
+    column repeats that. It reassociates, so it belongs to O2.
+    """
+    known: dict[tuple[str, Value], list[tuple[Counter, Value]]] = {}
+    nodes: list[Node] = []
+    changed = False
+    for node in graph.nodes:
+        have = Counter(node.inputs)
+        if node.op in ("add", "mul") and len(node.inputs) > 2:
+            best: tuple[Counter, Value] | None = None
+            for v in have:
+                for ops, out in known.get((node.op, v), ()):
+                    if sum(ops.values()) < len(node.inputs) and not ops - have:
+                        if best is None or sum(ops.values()) > sum(best[0].values()):
+                            best = (ops, out)
+            if best is not None:
+                rest = best[0].copy()
+                inputs = [best[1]]
+                for v in node.inputs:
+                    if rest[v]:
+                        rest[v] -= 1
+                    else:
+                        inputs.append(v)
+                node = Node(node.op, tuple(inputs), node.outputs, node.attrs)
+                changed = True
+        if node.op in ("add", "mul"):
+            for v in have:
+                known.setdefault((node.op, v), []).append((have, node.output))
+        nodes.append(node)
+    if not changed:
+        return graph
+    return Graph(graph.inputs, nodes, graph.outputs, name=graph.name, axes=graph.axes)

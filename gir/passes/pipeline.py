@@ -24,7 +24,7 @@ PRESETS: dict[str, str] = {
     "O0": "",
     "O1": "inline,fold,canonicalize,cse,dce",
     "O2": "inline,specialize,canonicalize,cse,simplify{finite_math},flatten,canonicalize,cse,"
-          "simplify{finite_math},flatten,canonicalize,cse,dce",
+          "simplify{finite_math},flatten,canonicalize,cse,share,dce",
 }
 
 

@@ -5,8 +5,9 @@ Exact rules always apply. Some identities hold only for finite values: with
 promises no value is ever inf or nan) they apply everywhere; without it
 ``x*0 -> 0``, ``x-x -> 0`` and ``x**0.5 -> sqrt x`` apply only where the
 operands are provably finite, and ``exp(log x) -> x``, ``log(exp x) -> x`` and
-``x**-0.5 -> 1/sqrt x`` not at all. Combining constants and
-``x/c -> x*(1/c)`` may change the last bits of a result, as any
+``x**-0.5 -> 1/sqrt x`` not at all. Combining constants, ``x/c -> x*(1/c)``
+and ``x/y -> x*(1/y)`` (where ``y`` varies over fewer axes than the result,
+or ``1/y`` is computed anyway) may change the last bits of a result, as any
 reassociation does.
 """
 
@@ -153,6 +154,24 @@ def div_constant(node: Node, b: RewriteBuilder) -> Value | None:
     if not math.isfinite(inv) or inv == 0:
         return None
     return _same(node, b.op("mul", x, b.const(inv)))
+
+
+@rewrite("div", group="simplify")
+def div_reciprocal(node: Node, b: RewriteBuilder) -> Value | None:
+    """``x / y -> x * (1/y)`` where that saves divisions: ``y`` varies over fewer axes than the
+    result (``(E - x0) / F``: one division, then a multiplication per point), or ``1/y`` is
+    computed anyway (a quotient rule next to its value)."""
+    x, y = node.inputs
+    if node.output.type.dtype != "f64" or y.type.dtype != "f64" or b.constant(x) == 1.0:
+        return None
+    if b.constant(y) is not None:
+        return None
+    fewer_axes = len(y.type.axes) < len(node.output.type.axes)
+    if fewer_axes or any(
+        u.op == "div" and u.inputs[1] is y and b.constant(u.inputs[0]) == 1.0 for u in b.users(y)
+    ):  # cse merges the new reciprocal with the existing one
+        return _same(node, b.op("mul", x, b.op("div", b.const(1.0), y)))
+    return None
 
 
 # -- powers, exp and log ----------------------------------------------------------

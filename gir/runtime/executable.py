@@ -47,6 +47,30 @@ class Executable:
         args, sizes = self._arguments(theta, inputs, batch=False)
         return self._results(self._artifact.call(args), sizes, None)
 
+    def call_into(self, outs: Sequence[np.ndarray], theta: Any = None, /, **inputs: Any) -> None:
+        """Evaluate into preallocated arrays: ``outs[i]`` has output i's shape (its axes' lengths).
+
+        The Numba targets write into C-contiguous float arrays of the output's
+        dtype directly (no copy, no allocation); otherwise the results are copied.
+        """
+        args, sizes = self._arguments(theta, inputs, batch=False)
+        if len(outs) != len(self.graph.outputs):
+            raise InputError(f"call_into: {len(self.graph.outputs)} output arrays needed, got {len(outs)}")
+        direct = []
+        for v, out in zip(self.graph.outputs, outs, strict=True):
+            shape = tuple(sizes[a] for a in v.type.axes)
+            if not isinstance(out, np.ndarray) or out.shape != shape:
+                raise InputError(f"call_into: output {v.name!r} needs an array of shape {shape}")
+            if out.dtype == _NP_DTYPES[v.type.dtype] and out.flags.c_contiguous and out.flags.writeable:
+                direct.append(out.reshape(shape or (1,)))
+        into = getattr(self._artifact, "call_into", None)
+        if into is not None and len(direct) == len(outs):
+            into(args, direct)
+            return
+        results = self._results(self._artifact.call(args), sizes, None)
+        for out, value in zip(outs, results if isinstance(results, tuple) else (results,), strict=True):
+            np.copyto(out, value)
+
     def batch(self, thetas: np.ndarray, /, **arrays: Any):
         """Evaluate many parameter vectors at once: ``thetas`` has shape (B, P).
 

@@ -116,6 +116,16 @@ class Compiled:
         outs = self._module.model(*inputs, *self._scratch_for(inputs))
         return tuple(f(outs[i]) for f, i in zip(self._layout, self._out_index))
 
+    def call_into(self, args: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
+        """Evaluate into ``outs``, one C-contiguous array per output shaped by its axes (scalars (1,))."""
+        inputs = [c(a) for c, a in zip(self._convert, args, strict=True)]
+        first = {i: k for k, i in reversed(list(enumerate(self._out_index)))}
+        unique = [outs[first[i]] for i in range(len(first))]
+        self._module.model_into(*inputs, *unique, *self._scratch_for(inputs))
+        for k, i in enumerate(self._out_index):
+            if first[i] != k:
+                outs[k][...] = outs[first[i]]
+
     def batch(self, args: Sequence[Any]) -> tuple:
         conv = [c(a) for c, a in zip(self._batch_convert, args, strict=True)]
         n = len(conv[self._scalar_inputs[0]]) if self._scalar_inputs else 1

@@ -24,9 +24,18 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
+import llvmlite.binding
 import numba
 
 _HELPER_FILES = ("support.py", "fastexp.py", "faddeeva.py")
+
+#: LLVM options set once per process, before any kernel compiles. Numba cannot mark array
+#: arguments noalias, so the loop vectorizer guards a loop with runtime overlap checks between
+#: the arrays it stores and reads; past 128 checks (a nest storing a dozen arrays, as derivative
+#: kernels do) it gives up and the loop runs scalar, 2-3x slower. The checks run once per inner loop.
+LLVM_OPTIONS = ("-vectorize-memory-check-threshold=4096",)
+for _option in LLVM_OPTIONS:
+    llvmlite.binding.set_option("gir", _option)
 
 
 def cache_dir() -> Path:
@@ -39,7 +48,7 @@ def cache_dir() -> Path:
 @functools.cache
 def _helpers_digest() -> str:
     here = Path(__file__).parent
-    h = hashlib.sha256(numba.__version__.encode())
+    h = hashlib.sha256((numba.__version__ + " ".join(LLVM_OPTIONS)).encode())
     for name in _HELPER_FILES:
         h.update((here / name).read_bytes())
     return h.hexdigest()

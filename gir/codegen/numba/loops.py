@@ -196,9 +196,8 @@ def _place(graph: Graph, arrays: set[Value], cones, order) -> tuple[list[Stage],
             target = None
             for i in range(len(stages) - 1, max(last, 0) - 1, -1):
                 st = stages[i]
-                if isinstance(st, Nest) and st.axes == root.type.axes:
-                    if direction is None and st.reverse is None:  # a nest with a running sum stays apart
-                        target = i
+                if isinstance(st, Nest) and st.axes == root.type.axes and st.reverse == direction:
+                    target = i  # scans join scans of their direction; elementwise roots never do
                     break
             if target is None:
                 stages.append(Nest(root.type.axes))

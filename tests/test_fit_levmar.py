@@ -1,0 +1,97 @@
+"""gir.fit.levmar: Levenberg-Marquardt on the normal equations, against scipy.optimize.least_squares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import least_squares as scipy_least_squares
+
+import gir.fit
+from gir.errors import InputError
+from gir.fit.levmar import levmar
+from tests.test_fit import arrays_of, compiled, perturbed_start
+
+T = np.linspace(0.0, 4.0, 60)
+TRUE = np.array([2.0, 1.3, 0.4])
+DATA = TRUE[0] * np.exp(-TRUE[1] * T) + TRUE[2] + 0.01 * np.sin(7 * T)  # not exactly the model
+
+
+def decay(x):
+    return x[0] * np.exp(-x[1] * T) + x[2] - DATA
+
+
+def decay_jac(x):
+    e = np.exp(-x[1] * T)
+    return np.column_stack([e, -x[0] * T * e, np.ones_like(T)])
+
+
+def rosenbrock(x):
+    return np.array([10.0 * (x[1] - x[0] ** 2), 1.0 - x[0]])
+
+
+def rosenbrock_jac(x):
+    return np.array([[-20.0 * x[0], 10.0], [-1.0, 0.0]])
+
+
+TIGHT = {"ftol": 1e-12, "xtol": 1e-12, "gtol": 1e-12}
+
+
+@pytest.mark.parametrize(
+    "fun, jac, x0",
+    [(decay, decay_jac, [1.0, 0.5, 0.0]), (rosenbrock, rosenbrock_jac, [-1.2, 1.0])],
+    ids=["decay", "rosenbrock"],
+)
+def test_reaches_scipys_minimum(fun, jac, x0):
+    ours = levmar(fun, np.array(x0), jac, **TIGHT)
+    ref = scipy_least_squares(fun, x0, jac=jac, method="trf", **TIGHT)
+    assert ours.success and ours.status in (1, 2, 3, 4), ours.message
+    np.testing.assert_allclose(ours.x, ref.x, rtol=1e-7, atol=1e-10)
+    assert ours.cost == pytest.approx(ref.cost, rel=1e-9, abs=1e-20)
+    assert ours.njev <= ours.nfev
+
+
+def test_bound_holds_and_is_reported_active():
+    bounds = ([0.0, 0.0, 0.5], [10.0, 10.0, 10.0])  # the free minimum has x[2] = 0.4
+    ours = levmar(decay, np.array([1.0, 0.5, 1.0]), decay_jac, bounds, **TIGHT)
+    ref = scipy_least_squares(decay, [1.0, 0.5, 1.0], jac=decay_jac, bounds=bounds, **TIGHT)
+    assert ours.x[2] == 0.5 and list(ours.active_mask) == [0, 0, -1]
+    np.testing.assert_allclose(ours.x, ref.x, rtol=1e-7)
+    assert ours.cost == pytest.approx(ref.cost, rel=1e-9)
+
+
+def test_max_nfev_and_fixed_scale():
+    out = levmar(rosenbrock, np.array([-1.2, 1.0]), rosenbrock_jac, max_nfev=3)
+    assert out.status == 0 and not out.success and out.nfev == 3
+    scaled = levmar(decay, np.array([1.0, 0.5, 0.0]), decay_jac, x_scale=[1.0, 0.1, 1.0], **TIGHT)
+    free = levmar(decay, np.array([1.0, 0.5, 0.0]), decay_jac, **TIGHT)
+    np.testing.assert_allclose(scaled.x, free.x, rtol=1e-7)
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="outside the bounds"):
+        levmar(decay, np.array([1.0, 0.5, 0.0]), decay_jac, ([0, 0, 0.5], [10, 10, 10]))
+    with pytest.raises(InputError, match="x_scale"):
+        levmar(decay, np.array([1.0, 0.5, 0.0]), decay_jac, x_scale=[1.0, 0.0, 1.0])
+    with pytest.raises(InputError, match="not finite"):
+        levmar(lambda x: decay(x) * np.nan, np.array([1.0, 0.5, 0.0]), decay_jac)
+    exe = compiled("1d", "numpy")
+    data = exe(exe.theta0, **arrays_of("1d"))
+    with pytest.raises(InputError, match="'loss'"):
+        gir.fit.least_squares(exe, data, options={"loss": "soft_l1"}, **arrays_of("1d"))
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_levmar_and_trf_fits_agree(kind):
+    exe = compiled(kind, "numpy")
+    arrays = arrays_of(kind)
+    truth = exe.theta0.copy()
+    clean = exe(truth, **arrays)
+    data = clean + np.random.default_rng(3).normal(0.0, 0.05, clean.shape)
+    start = perturbed_start(truth, exe.param_names)
+    fits = [
+        gir.fit.least_squares(exe, data, theta0=start, method=m, **TIGHT, **arrays) for m in ("levmar", "trf")
+    ]
+    assert fits[0].method == "levmar" and fits[1].method == "trf"
+    assert fits[0].cost == pytest.approx(fits[1].cost, rel=1e-10)
+    np.testing.assert_allclose(fits[0].x, fits[1].x, rtol=1e-6)
+    np.testing.assert_allclose(fits[0].stderr, fits[1].stderr, rtol=1e-5)

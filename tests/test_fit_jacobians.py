@@ -175,8 +175,9 @@ def test_fit_problem_jacobian_matches_finite_differences(name, target):
     np.testing.assert_allclose(y, exe(theta, **arrays).ravel(), rtol=1e-12, atol=1e-300)
     check_columns(jac.reshape(fd.shape), fd, est, exe.param_names, f"{name} (fit) on {target}")
     cols = [2, 0, 5]
-    _, sub = problem.model_and_jacobian(theta, cols)
-    np.testing.assert_allclose(sub, jac[:, cols], rtol=1e-13, atol=1e-300)
+    _, sub = problem.model_and_jacobian(theta, cols)  # another graph: rounding may differ in the last bits
+    scale = np.max(np.abs(jac[:, cols]), axis=0)
+    assert np.all(np.abs(sub - jac[:, cols]) <= 1e-13 * scale)
 
 
 def test_derivatives_at_non_differentiable_points_are_the_branch_taken():

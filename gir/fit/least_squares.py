@@ -188,9 +188,10 @@ def solve(
             setup_time=setup_time,
             keep_jac=keep_jac,
         )
+    reuse = method == "levmar"  # it takes J^T J at once; scipy's methods keep J across trial steps
     t0 = time.perf_counter()
-    if problem.nfree:
-        problem.residual_and_jacobian(x0)  # compiles and warms up; the optimizer's first call reuses it
+    if problem.nfree:  # compiles and warms up; the optimizer's first call reuses it
+        problem.residual_and_jacobian(x0, reuse=reuse)
     setup_time += time.perf_counter() - t0
     if not problem.nfree:
         return make_result(
@@ -207,7 +208,6 @@ def solve(
             keep_jac=keep_jac,
         )
     copy = scipy_options.get("loss", "linear") != "linear"  # robust losses scale J in place
-    reuse = method == "levmar"  # it takes J^T J at once; scipy's methods keep J across trial steps
 
     def jac(x):
         j = problem.residual_and_jacobian(x, reuse=reuse)[1]

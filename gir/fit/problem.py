@@ -302,13 +302,20 @@ class Evaluation:
         self._evaluate(self.inner, theta, [out])
         return out
 
-    def value_and_columns(self, theta: np.ndarray, wrt: tuple[str, ...], jac: np.ndarray | None = None):
+    def value_and_columns(
+        self,
+        theta: np.ndarray,
+        wrt: tuple[str, ...],
+        jac: np.ndarray | None = None,
+        y: np.ndarray | None = None,
+    ):
         """The model (flat) and its derivatives with respect to ``wrt``: an (n, len(wrt)) array.
 
-        ``jac`` may be a preallocated (n, len(wrt)) array (column-major is fastest) to fill.
+        ``jac`` may be a preallocated (n, len(wrt)) array (column-major is fastest) to fill,
+        ``y`` a preallocated (n,) array.
         """
         self.check(theta)
-        y = np.empty(self.size)
+        y = np.empty(self.size) if y is None else y
         if jac is None:
             jac = np.empty((self.size, len(wrt)), order="F")
         columns = [jac[:, j] if jac.flags.f_contiguous else np.empty(self.size) for j in range(len(wrt))]
@@ -440,10 +447,17 @@ class PreparedDataset:
         y = self.ev.value(theta)
         return y.reshape(self.ev.shape)
 
-    def value_and_columns(self, theta: np.ndarray, wrt: tuple[str, ...], out: np.ndarray | None = None):
-        """Model values (flat, masked) and the (n, len(wrt)) derivative columns (into ``out`` if given)."""
+    def value_and_columns(
+        self,
+        theta: np.ndarray,
+        wrt: tuple[str, ...],
+        out: np.ndarray | None = None,
+        y: np.ndarray | None = None,
+    ):
+        """Model values (flat, masked; into ``y`` if given) and the (n, len(wrt)) derivative columns
+        (into ``out`` if given)."""
         if self.mask is None:
-            return self.ev.value_and_columns(theta, wrt, out)
+            return self.ev.value_and_columns(theta, wrt, out, y)
         y, jac = self.ev.value_and_columns(theta, wrt)
         if out is None:
             return y[self.mask], np.asfortranarray(jac[self.mask])
@@ -486,7 +500,8 @@ class Problem:
         self.counts = {"value": 0, "jacobian": 0}
         self._value_cache: tuple[bytes, np.ndarray] | None = None
         self._jac_cache: dict[tuple, tuple[bytes, np.ndarray, np.ndarray]] = {}
-        self._buffers: dict[tuple, np.ndarray] = {}
+        self._buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._residual: np.ndarray | None = None
 
     @property
     def nfree(self) -> int:
@@ -511,9 +526,9 @@ class Problem:
         key = x.tobytes()
         if self._value_cache is not None and self._value_cache[0] == key:
             return self._value_cache[1]
-        for ck, y, _ in self._jac_cache.values():
+        for ck, y, _, shared in self._jac_cache.values():
             if ck == key:
-                return y
+                return y.copy() if shared else y
         self.counts["value"] += 1
         y = np.concatenate([d.model_flat(self.theta(k, x)) for k, d in enumerate(self.datasets)])
         y = self._weigh(y)
@@ -526,24 +541,26 @@ class Problem:
     def model_and_jacobian(self, x: np.ndarray, cols: Sequence[int] | None = None, *, reuse: bool = False):
         """``(w * y(x), w * dy/dx[:, cols])`` stacked; ``cols`` indexes the global vector (default: all).
 
-        With ``reuse``, the Jacobian is written into one array kept per ``cols``
-        (a fresh 10 MB array costs a page fault per 4 kB page): it is valid until
-        the next evaluation with ``reuse``, for callers that consume it at once.
+        With ``reuse``, the results are written into arrays kept per ``cols`` (a
+        fresh 10 MB array costs a page fault per 4 kB page): they are valid until
+        the next evaluation with ``reuse``, for callers that consume them at once.
         """
         x = np.asarray(x, dtype=np.float64)
         cols_t = tuple(range(self.nfree)) if cols is None else tuple(int(c) for c in cols)
         key = x.tobytes()
         hit = self._jac_cache.get(cols_t)
         if hit is not None and hit[0] == key:
-            shared = hit[2] is self._buffers.get(cols_t)
-            return hit[1], (hit[2].copy() if shared and not reuse else hit[2])
+            _, y, jac, shared = hit
+            return (y.copy(), jac.copy()) if shared and not reuse else (y, jac)
         self.counts["jacobian"] += 1
         pos = {c: j for j, c in enumerate(cols_t)}
-        jac = self._buffers.get(cols_t) if reuse else None
-        if jac is None:
-            jac = np.empty((self.n, len(cols_t)), order="F")
-            if reuse:
-                self._buffers[cols_t] = jac
+        single = len(self.datasets) == 1
+        if reuse:
+            if cols_t not in self._buffers:
+                self._buffers[cols_t] = (np.empty(self.n), np.empty((self.n, len(cols_t)), order="F"))
+            y_out, jac = self._buffers[cols_t]
+        else:
+            y_out, jac = None, np.empty((self.n, len(cols_t)), order="F")
         ys = []
         for k, d in enumerate(self.datasets):
             li, gi = self.maps[k]
@@ -551,25 +568,31 @@ class Problem:
             wrt = tuple(p for p, _ in pairs)
             rows = slice(self.offsets[k], self.offsets[k + 1])
             theta = self.theta(k, x)
-            if [j for _, j in pairs] == list(range(len(cols_t))) and len(self.datasets) == 1:
-                y, _ = d.value_and_columns(theta, wrt, out=jac)
+            if single and [j for _, j in pairs] == list(range(len(cols_t))):
+                y, _ = d.value_and_columns(theta, wrt, out=jac, y=y_out)
             else:
                 y, block = d.value_and_columns(theta, wrt)
                 jac[rows] = 0.0
                 for j, (_, c) in enumerate(pairs):
                     jac[rows, c] = block[:, j]
             ys.append(y)
-        y = self._weigh(np.concatenate(ys) if len(ys) > 1 else ys[0])
+        y = ys[0] if single else np.concatenate(ys, out=y_out)
         if self.weights is not None:
+            y *= self.weights
             jac *= self.weights[:, None]
-        self._jac_cache[cols_t] = (key, y, jac)
+        self._jac_cache[cols_t] = (key, y, jac, reuse)
         if len(self._jac_cache) > 4:
             self._jac_cache.pop(next(iter(self._jac_cache)))
         return y, jac
 
     def residual_and_jacobian(self, x: np.ndarray, cols: Sequence[int] | None = None, *, reuse: bool = False):
+        """``model_and_jacobian`` less the weighted data; with ``reuse`` the residual is a kept array too."""
         y, jac = self.model_and_jacobian(x, cols, reuse=reuse)
-        return y - self.wdata, jac
+        if not reuse:
+            return y - self.wdata, jac
+        if self._residual is None:
+            self._residual = np.empty(self.n)
+        return np.subtract(y, self.wdata, out=self._residual), jac
 
 
 def build_problem(

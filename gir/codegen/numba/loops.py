@@ -17,7 +17,9 @@ A cumulative sum along the innermost axis of its operand is a *scan*: it
 fuses into a nest over exactly its axes as a running accumulator, and the
 nest's inner loop then runs in the scan's direction (all scans of a nest run
 the same way; the loop is never the parallel one). So a Shirley background
-``S + p * cumsum(S)`` is one pass over the grid.
+``S + p * cumsum(S)`` is one pass over the grid. Scans of one direction share
+a nest; an elementwise root joins it only when it computes nothing but
+additions and multiplications (heavier work stays in nests LLVM vectorizes).
 
 A value is *materialized* (given an array) when it is a graph output, an
 operand or result of a special node, a value used in a nest where its axes
@@ -67,6 +69,11 @@ class Schedule:
     graph: Graph
     stages: list[Stage]
     arrays: set[Value]  # materialized values with axes (graph inputs included)
+
+
+#: Ops an elementwise root may bring into a nest with a running sum (serial, never vectorized):
+#: a few of them per point cost less than another pass over the arrays they read.
+_LIGHT = frozenset({"add", "sub", "mul", "neg"})
 
 
 def is_scan(node: Node) -> bool:
@@ -193,12 +200,14 @@ def _place(graph: Graph, arrays: set[Value], cones, order) -> tuple[list[Stage],
             inside = {v for n in cone for v in n.outputs}
             last = deps(cone, inside)
             direction = _direction(cone)
+            light = direction is None and all(n.op in _LIGHT for n in cone)
             target = None
             for i in range(len(stages) - 1, max(last, 0) - 1, -1):
                 st = stages[i]
-                if isinstance(st, Nest) and st.axes == root.type.axes and st.reverse == direction:
-                    target = i  # scans join scans of their direction; elementwise roots never do
-                    break
+                if isinstance(st, Nest) and st.axes == root.type.axes:
+                    if st.reverse == direction or (light and st.reverse is not None):
+                        target = i
+                        break
             if target is None:
                 stages.append(Nest(root.type.axes))
                 target = len(stages) - 1

@@ -108,5 +108,6 @@ def main() -> None:
     if args.write:
         write_section("bench_passes", report)
 
+
 if __name__ == "__main__":
     main()

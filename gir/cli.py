@@ -83,8 +83,12 @@ def _optimize(graph: Any, args: argparse.Namespace) -> Any:
     import gir
 
     return gir.optimize(
-        graph, args.passes, fixed=_fixed(args.fixed) or None, verify=True,
-        dump="after_each" if args.print_between_passes else None, file=sys.stderr,
+        graph,
+        args.passes,
+        fixed=_fixed(args.fixed) or None,
+        verify=True,
+        dump="after_each" if args.print_between_passes else None,
+        file=sys.stderr,
     )
 
 
@@ -130,17 +134,33 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def passes(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-p", "--passes", default="O0", metavar="PIPELINE",
-                       help="a preset (O0, O1, O2) or passes: 'inline,cse,fold{max_size=8}' (default: O0)")
-        p.add_argument("--fixed", action="append", default=[], metavar="NAME=VALUE",
-                       help="fix a parameter to a constant (repeatable)")
-        p.add_argument("--print-between-passes", action="store_true",
-                       help="print the IR after each pass to stderr")
+        p.add_argument(
+            "-p",
+            "--passes",
+            default="O0",
+            metavar="PIPELINE",
+            help="a preset (O0, O1, O2) or passes: 'inline,cse,fold{max_size=8}' (default: O0)",
+        )
+        p.add_argument(
+            "--fixed",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="fix a parameter to a constant (repeatable)",
+        )
+        p.add_argument(
+            "--print-between-passes", action="store_true", help="print the IR after each pass to stderr"
+        )
 
     d = sub.add_parser("dump", help="trace a Python function and print its IR")
     d.add_argument("function", metavar="MODULE:FUNCTION", help="a dotted module or a path to a .py file")
-    d.add_argument("--arrays", action="append", default=[], metavar="NAME=AXES",
-                   help="an array argument and its axes, e.g. x=E or grid=T,E (repeatable)")
+    d.add_argument(
+        "--arrays",
+        action="append",
+        default=[],
+        metavar="NAME=AXES",
+        help="an array argument and its axes, e.g. x=E or grid=T,E (repeatable)",
+    )
     passes(d)
     d.set_defaults(run=cmd_dump, source=lambda a: a.function.rpartition(":")[0])
 

@@ -75,7 +75,8 @@ class _Pool:
         Recent values are drawn first, so graphs grow deep; ``(None, 0.0)`` if none fits.
         """
         fits = [
-            (v, bd) for v, bd in self.values
+            (v, bd)
+            for v, bd in self.values
             if bd <= max_bound and set(axes) <= set(v.type.axes) and (v.type.dtype == "f64" or not f64)
         ]
         if not fits:
@@ -136,8 +137,14 @@ def _step(pool: _Pool, budget: int, callees: list[tuple[Graph, dict[Value, float
 
 
 def random_graphs(
-    max_nodes: int = 12, *, min_nodes: int = 1, max_outputs: int = 2, calls: int = 0,
-    params: Sequence[str] = PARAMS, arrays: Mapping[str, tuple[str, ...]] = ARRAYS, name: str = "main",
+    max_nodes: int = 12,
+    *,
+    min_nodes: int = 1,
+    max_outputs: int = 2,
+    calls: int = 0,
+    params: Sequence[str] = PARAMS,
+    arrays: Mapping[str, tuple[str, ...]] = ARRAYS,
+    name: str = "main",
 ) -> st.SearchStrategy[Graph]:
     """Random well-typed, numerically safe graphs (see the module docstring).
 
@@ -146,14 +153,28 @@ def random_graphs(
     callee graphs (0: no calls). ``params`` (scalar input names) and
     ``arrays`` (array input name -> axes) set the inputs to choose from.
     """
-    return graphs_with_bounds(max_nodes, min_nodes=min_nodes, max_outputs=max_outputs, calls=calls,
-                              params=params, arrays=arrays, name=name).map(lambda gb: gb[0])
+    return graphs_with_bounds(
+        max_nodes,
+        min_nodes=min_nodes,
+        max_outputs=max_outputs,
+        calls=calls,
+        params=params,
+        arrays=arrays,
+        name=name,
+    ).map(lambda gb: gb[0])
 
 
 @st.composite
 def graphs_with_bounds(
-    draw: Any, max_nodes: int = 12, *, min_nodes: int = 1, max_outputs: int = 2, calls: int = 0,
-    params: Sequence[str] = PARAMS, arrays: Mapping[str, tuple[str, ...]] = ARRAYS, name: str = "main",
+    draw: Any,
+    max_nodes: int = 12,
+    *,
+    min_nodes: int = 1,
+    max_outputs: int = 2,
+    calls: int = 0,
+    params: Sequence[str] = PARAMS,
+    arrays: Mapping[str, tuple[str, ...]] = ARRAYS,
+    name: str = "main",
 ) -> tuple[Graph, dict[Value, float]]:
     """Like :func:`random_graphs`, with the magnitude bounds the drawing tracked.
 
@@ -175,8 +196,9 @@ def graphs_with_bounds(
     callees = []
     for k in range(draw(st.integers(0, 2)) if calls > 0 else 0):
         one_axis = {n: ax for n, ax in arrays.items() if set(ax) <= set(used) and len(ax) == 1}
-        callee = graphs_with_bounds(max(2, max_nodes // 2), calls=calls - 1, params=("p", "q"),
-                                    arrays=one_axis, name=f"{name}_f{k}")
+        callee = graphs_with_bounds(
+            max(2, max_nodes // 2), calls=calls - 1, params=("p", "q"), arrays=one_axis, name=f"{name}_f{k}"
+        )
         callees.append(draw(callee))
     target = draw(st.integers(min_nodes, max(min_nodes, max_nodes)))
     while len(b.nodes) < target:

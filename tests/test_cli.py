@@ -76,8 +76,9 @@ def test_opt_reads_a_file_or_stdin_and_round_trips(model, tmp_path, capsys, monk
 
 def test_print_between_passes(capsys, monkeypatch):
     text = "graph @f(%a: f64) -> f64 {\n  %b: f64 = neg %a\n  %c: f64 = neg %b\n  return %c\n}\n"
-    code, out, err = run(capsys, "opt", "-p", "simplify,dce", "--print-between-passes", stdin=text,
-                         monkeypatch=monkeypatch)
+    code, out, err = run(
+        capsys, "opt", "-p", "simplify,dce", "--print-between-passes", stdin=text, monkeypatch=monkeypatch
+    )
     assert code == 0 and out == "graph @f(%a: f64) -> f64 {\n  return %a\n}\n"
     assert "// -----// IR after simplify //----- //" in err and "IR after dce" in err
 
@@ -88,27 +89,52 @@ def test_targets(capsys):
     assert any(line.split()[:2] == ["numpy", "yes"] for line in out.splitlines())
 
 
-@pytest.mark.parametrize("argv, stdin, message", [
-    (["opt"], "graph @m(%x: f64) -> f64 {\n  %y: f64 = foo %x\n  return %y\n}\n",
-     "gir: error: <stdin>:2:13: unknown op 'foo'\n    %y: f64 = foo %x\n              ^"),
-    (["opt", "-p", "cse,nosuch"], "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
-     "gir: error: unknown pass 'nosuch'; known passes: O0, O1, O2,"),
-    (["opt", "-p", "fold{bad=1}"], "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
-     "gir: error: pass 'fold' has no option 'bad' (options: max_size)"),
-    (["opt", "--fixed", "m=zero"], "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
-     "gir: error: --fixed m=zero: expected NAME=NUMBER"),
-    (["opt", "--fixed", "q=1"], "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
-     "gir: error: cannot fix 'q': graph @m has no parameter 'q' (parameters: x)"),
-    (["opt", "/no/such/file.gir"], None, "gir: error: /no/such/file.gir: No such file or directory"),
-    (["dump", "mymodels:broken", "--arrays", "x=E"], None,
-     "gir: error: mymodels:broken: tracing failed: NameError: name 'undefined_name' is not defined"),
-    (["dump", "mymodels:nothing"], None, "gir: error: mymodels: no function 'nothing'"),
-    (["dump", "no_such_module_xyz:f"], None, "gir: error: no_such_module_xyz: cannot import: ModuleNotFound"),
-    (["dump", "nocolon"], None, "gir: error: nocolon: expected MODULE:FUNCTION"),
-    (["dump", "./missing.py:f"], None, "gir: error: ./missing.py: no such file"),
-    (["dump", "mymodels:glp", "--arrays", "x"], None, "gir: error: --arrays x: expected NAME=AXIS"),
-    (["dump", "mymodels:glp", "--arrays", "y=E"], None, "gir: error: "),
-])
+@pytest.mark.parametrize(
+    "argv, stdin, message",
+    [
+        (
+            ["opt"],
+            "graph @m(%x: f64) -> f64 {\n  %y: f64 = foo %x\n  return %y\n}\n",
+            "gir: error: <stdin>:2:13: unknown op 'foo'\n    %y: f64 = foo %x\n              ^",
+        ),
+        (
+            ["opt", "-p", "cse,nosuch"],
+            "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
+            "gir: error: unknown pass 'nosuch'; known passes: O0, O1, O2,",
+        ),
+        (
+            ["opt", "-p", "fold{bad=1}"],
+            "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
+            "gir: error: pass 'fold' has no option 'bad' (options: max_size)",
+        ),
+        (
+            ["opt", "--fixed", "m=zero"],
+            "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
+            "gir: error: --fixed m=zero: expected NAME=NUMBER",
+        ),
+        (
+            ["opt", "--fixed", "q=1"],
+            "graph @m(%x: f64) -> f64 {\n  return %x\n}\n",
+            "gir: error: cannot fix 'q': graph @m has no parameter 'q' (parameters: x)",
+        ),
+        (["opt", "/no/such/file.gir"], None, "gir: error: /no/such/file.gir: No such file or directory"),
+        (
+            ["dump", "mymodels:broken", "--arrays", "x=E"],
+            None,
+            "gir: error: mymodels:broken: tracing failed: NameError: name 'undefined_name' is not defined",
+        ),
+        (["dump", "mymodels:nothing"], None, "gir: error: mymodels: no function 'nothing'"),
+        (
+            ["dump", "no_such_module_xyz:f"],
+            None,
+            "gir: error: no_such_module_xyz: cannot import: ModuleNotFound",
+        ),
+        (["dump", "nocolon"], None, "gir: error: nocolon: expected MODULE:FUNCTION"),
+        (["dump", "./missing.py:f"], None, "gir: error: ./missing.py: no such file"),
+        (["dump", "mymodels:glp", "--arrays", "x"], None, "gir: error: --arrays x: expected NAME=AXIS"),
+        (["dump", "mymodels:glp", "--arrays", "y=E"], None, "gir: error: "),
+    ],
+)
 def test_errors_are_one_line_reports(model, capsys, monkeypatch, argv, stdin, message):
     code, out, err = run(capsys, *argv, stdin=stdin, monkeypatch=monkeypatch)
     assert code == 1 and out == ""

@@ -22,8 +22,6 @@ P = gm.Param
 FIT_TARGETS = ["numpy", "numba", "jax"]
 
 
-
-
 E1 = np.linspace(80.0, 90.0, 400)
 E2 = np.linspace(80.0, 90.0, 200)
 T2 = np.linspace(-1.0, 8.0, 50)

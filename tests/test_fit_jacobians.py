@@ -25,8 +25,6 @@ JAC_TARGETS = ["numpy", "numba", "jax"]
 RTOL = 1e-7
 
 
-
-
 def model_peaks():
     """Every peak and background of the library, every parameter free."""
     m = gm.Model()

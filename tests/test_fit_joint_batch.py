@@ -19,8 +19,6 @@ E_B = np.linspace(81.0, 89.0, 97)  # a second, different energy grid
 T = np.linspace(-1.0, 6.0, 30)
 
 
-
-
 def spectrum_model() -> gm.Model:
     m = gm.Model()
     m.add(gm.Offset(y0=P(0.5, bounds=(-5, 5))))

@@ -17,8 +17,6 @@ E = np.linspace(80.0, 92.0, 200)
 T = np.linspace(-1.0, 8.0, 50)
 
 
-
-
 def shirley_model() -> gm.Model:
     m = gm.Model(axes=("time", "energy"))
     m.add(gm.Offset(y0=P(1.0, bounds=(0, 10))))

@@ -26,10 +26,31 @@ GPU_REASON = next(t.reason for t in gir.targets() if t.name == "jax-gpu")
 
 # Edge values every elementwise op sees (as arrays; parameters must be finite). No subnormals:
 # XLA flushes them to zero, inputs and results alike (see test_subnormals_flush_to_zero).
-EDGES = np.array([
-    0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0, 1e-300, -1e-300, 2.5e-308, 1e-8, 0.7853981633974483,
-    30.0, -30.0, 700.0, -745.0, 1e300, -1e300, np.inf, -np.inf, np.nan,
-])
+EDGES = np.array(
+    [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -2.5,
+        3.0,
+        1e-300,
+        -1e-300,
+        2.5e-308,
+        1e-8,
+        0.7853981633974483,
+        30.0,
+        -30.0,
+        700.0,
+        -745.0,
+        1e300,
+        -1e300,
+        np.inf,
+        -np.inf,
+        np.nan,
+    ]
+)
 RNG = np.random.default_rng(20240611)
 T_LEN, E_LEN = 4, 9
 
@@ -58,6 +79,7 @@ def run_both(graph, target, inputs, rtol=RTOL):
 
 
 # -- every op of the registry ------------------------------------------------------------------
+
 
 def binary_graph(op, axes_a, axes_b, dtype="f64", **attrs):
     b = gir.Builder(("T", "E"))
@@ -107,8 +129,14 @@ def test_binary_op_matches_numpy(op, target):
     pairs = [(p, z1), (z1, p), (z1, z2), (a, e), (e, p), (p, q)]
     g = b.build([b.op(op, u, v) for u, v in pairs], op)
     shape = (N_EDGES, N_EDGES)
-    inputs = {"p": 1.25, "q": -0.75, "a": EDGES, "b": EDGES,
-              "z1": RNG.uniform(-3, 3, shape), "z2": RNG.uniform(-3, 3, shape)}
+    inputs = {
+        "p": 1.25,
+        "q": -0.75,
+        "a": EDGES,
+        "b": EDGES,
+        "z1": RNG.uniform(-3, 3, shape),
+        "z2": RNG.uniform(-3, 3, shape),
+    }
     run_both(g, target, inputs)
 
 
@@ -144,8 +172,13 @@ def test_where_matches_numpy(target):
     z = b.input("z", Type("f64", ("T", "E")))
     cmp = b.op("lt", x, y)
     g = b.build([b.op("where", c, x, s), b.op("where", cmp, s, y), b.op("where", c, z, x)], "where")
-    inputs = {"c": RNG.random((T_LEN, E_LEN)) < 0.5, "x": RNG.normal(size=E_LEN), "y": RNG.normal(size=T_LEN),
-              "s": 2.5, "z": RNG.normal(size=(T_LEN, E_LEN))}
+    inputs = {
+        "c": RNG.random((T_LEN, E_LEN)) < 0.5,
+        "x": RNG.normal(size=E_LEN),
+        "y": RNG.normal(size=T_LEN),
+        "s": 2.5,
+        "z": RNG.normal(size=(T_LEN, E_LEN)),
+    }
     run_both(g, target, inputs)
 
 
@@ -404,8 +437,9 @@ def wofz_errors(x, y):
 
 
 def test_faddeeva_accuracy_on_the_fitting_region():
-    xs = np.concatenate([-np.geomspace(1e-6, 200, 600)[::-1], [0.0], np.geomspace(1e-6, 200, 600),
-                         np.linspace(-10, 10, 801)])
+    xs = np.concatenate(
+        [-np.geomspace(1e-6, 200, 600)[::-1], [0.0], np.geomspace(1e-6, 200, 600), np.linspace(-10, 10, 801)]
+    )
     ys = np.concatenate([np.geomspace(1e-3, 100, 300), np.linspace(0.05, 8, 160)])
     x, y = np.meshgrid(xs, ys)
     complex_err, re_err, im_err = wofz_errors(x, y)
@@ -417,8 +451,9 @@ def test_faddeeva_accuracy_on_the_fitting_region():
 
 def test_faddeeva_elsewhere_is_correct():
     xs = np.concatenate([-np.geomspace(1e-8, 1e9, 200)[::-1], [0.0], np.geomspace(1e-8, 1e9, 200)])
-    ys = np.concatenate([-np.geomspace(1e-10, 5, 60)[::-1], [0.0], np.geomspace(1e-12, 1e-3, 30),
-                         np.geomspace(100, 1e9, 30)])
+    ys = np.concatenate(
+        [-np.geomspace(1e-10, 5, 60)[::-1], [0.0], np.geomspace(1e-12, 1e-3, 30), np.geomspace(100, 1e9, 30)]
+    )
     x, y = np.meshgrid(xs, ys)
     complex_err, _, _ = wofz_errors(x, y)
     assert complex_err < 1e-12

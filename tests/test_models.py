@@ -25,8 +25,6 @@ ALL_TARGETS = ["numpy", "numba", "numba-parallel", "jax"]
 RTOL = 1e-12
 
 
-
-
 def assert_rel(got, want, rtol=RTOL, what=""):
     got, want = np.asarray(got, float), np.asarray(want, float)
     assert got.shape == want.shape, (what, got.shape, want.shape)

@@ -56,8 +56,9 @@ def _assert_close(got, want, what: str = "") -> None:
     if want.dtype == bool or got.dtype == bool:
         np.testing.assert_array_equal(got, want, err_msg=what)
         return
-    np.testing.assert_allclose(got.astype(float), want.astype(float), rtol=RTOL, atol=ATOL, equal_nan=True,
-                               err_msg=what)
+    np.testing.assert_allclose(
+        got.astype(float), want.astype(float), rtol=RTOL, atol=ATOL, equal_nan=True, err_msg=what
+    )
 
 
 # -- every op of the registry, on scalars, [E], [T], [T,E] ----------------------
@@ -126,10 +127,22 @@ def test_integer_and_bool_operands():
     x = b.input("x", Type("f64", ("E",)))
     flag = b.op("gt", x, b.const(0.0))
     outs = [
-        b.op("abs", k), b.op("sign", k), b.op("minimum", k, j), b.op("maximum", j, k), b.op("mod", k, j),
-        b.op("neg", k), b.op("add", k, j), b.op("mul", k, x), b.op("div", k, j), b.op("sum", k, axis="E"),
-        b.op("sum", flag, axis="E"), b.op("mean", k, axis="E"), b.op("cumsum", k, axis="E"),
-        b.op("where", flag, k, x), b.op("floor", k), b.op("pow", x, j),
+        b.op("abs", k),
+        b.op("sign", k),
+        b.op("minimum", k, j),
+        b.op("maximum", j, k),
+        b.op("mod", k, j),
+        b.op("neg", k),
+        b.op("add", k, j),
+        b.op("mul", k, x),
+        b.op("div", k, j),
+        b.op("sum", k, axis="E"),
+        b.op("sum", flag, axis="E"),
+        b.op("mean", k, axis="E"),
+        b.op("cumsum", k, axis="E"),
+        b.op("where", flag, k, x),
+        b.op("floor", k),
+        b.op("pow", x, j),
     ]
     g = b.build(outs, name="ints")
     args = [np.array([-3, 0, 2, 7, -8]), np.int64(3), np.array([-1.5, 0.0, 2.0, 0.5, 3.0])]
@@ -191,8 +204,19 @@ def separable_graph():
 
 
 DENSE_THETA = {"A": 2.0, "x0": 0.1, "a": 0.5, "tau": 3.0, "F": 1.2, "m": 0.3}
-SEPARABLE_THETA = {"A1": 2.0, "x1": -1.0, "F1": 1.2, "m1": 0.3, "k1": 0.5, "A2": 1.0, "x2": 1.5,
-                   "F2": 0.8, "m2": 0.6, "k2": -0.3, "pS": 0.01}
+SEPARABLE_THETA = {
+    "A1": 2.0,
+    "x1": -1.0,
+    "F1": 1.2,
+    "m1": 0.3,
+    "k1": 0.5,
+    "A2": 1.0,
+    "x2": 1.5,
+    "F2": 0.8,
+    "m2": 0.6,
+    "k2": -0.3,
+    "pS": 0.01,
+}
 T_GRID = np.linspace(-1.0, 10.0, 21)
 E_GRID = np.linspace(-5.0, 5.0, 37)
 
@@ -445,10 +469,27 @@ def _fast_exp_all(x):
 
 def test_fast_exp_within_one_ulp():
     rng = np.random.default_rng(1)
-    x = np.concatenate([
-        rng.uniform(-745.2, 709.8, 400_000), rng.uniform(-1, 1, 100_000), rng.uniform(-1e-8, 1e-8, 1000),
-        [0.0, -0.0, 709.782712893384, 709.79, -708.4, -745.13, -745.14, -1e4, 1e4, np.inf, -np.inf, np.nan],
-    ])
+    x = np.concatenate(
+        [
+            rng.uniform(-745.2, 709.8, 400_000),
+            rng.uniform(-1, 1, 100_000),
+            rng.uniform(-1e-8, 1e-8, 1000),
+            [
+                0.0,
+                -0.0,
+                709.782712893384,
+                709.79,
+                -708.4,
+                -745.13,
+                -745.14,
+                -1e4,
+                1e4,
+                np.inf,
+                -np.inf,
+                np.nan,
+            ],
+        ]
+    )
     got = _fast_exp_all(x)
     with np.errstate(over="ignore"):
         want = np.exp(x)
@@ -492,8 +533,9 @@ def test_cache_files_are_reused_by_a_new_process(tmp_path):
     script = _CACHE_SCRIPT.format(tests=os.path.dirname(__file__))
     runs = []
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stderr
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     first, second = runs

@@ -87,8 +87,13 @@ def test_compiled_executable_loses_the_fixed_parameter():
 
 
 def test_custom_pass_example_runs():
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "custom_pass.py")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "custom_pass.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "merge_exps fired" in done.stdout
 
@@ -111,7 +116,9 @@ def test_o0_only_verifies_and_o2_beats_o1():
     assert gir.optimize(g, "O0") is g
     o1, o2 = gir.optimize(g, "O1"), gir.optimize(g, "O2")
     assert len(o2.nodes) < len(o1.nodes) < len(g.nodes)
-    assert gir.dump(o2) == """\
+    assert (
+        gir.dump(o2)
+        == """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %d1: f64[E] = sub %x, %a
   %s: f64 = add %a, %b
@@ -120,6 +127,7 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   return %r
 }
 """
+    )
     with pytest.raises(gir.VerifyError):
         gir.optimize(gir.Graph(g.inputs, g.nodes[1:], g.outputs), "O0", verify=True)
 
@@ -127,26 +135,32 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
 def test_pipeline_options():
     steps = parse_pipeline("fold{max_size=0},simplify{finite_math},simplify{finite_math=false max_size=3}")
     assert [(s.name, dict(s.options)) for s in steps] == [
-        ("fold", {"max_size": 0}), ("simplify", {"finite_math": True}),
+        ("fold", {"max_size": 0}),
+        ("simplify", {"finite_math": True}),
         ("simplify", {"finite_math": False, "max_size": 3}),
     ]
     assert str(steps[1]) == "simplify{finite_math=true}"
-    g = gir.parse("graph @f(%a: f64) -> f64 {\n  %c: f64 = const {value=1.0}\n  %e: f64 = exp %c\n"
-                  "  %r: f64 = mul %a, %e\n  return %r\n}\n")
+    g = gir.parse(
+        "graph @f(%a: f64) -> f64 {\n  %c: f64 = const {value=1.0}\n  %e: f64 = exp %c\n"
+        "  %r: f64 = mul %a, %e\n  return %r\n}\n"
+    )
     assert len(gir.optimize(g, "fold{max_size=0}").nodes) == 3
     assert len(gir.optimize(g, "fold").nodes) == 2
 
 
-@pytest.mark.parametrize("pipeline, message", [
-    ("inline,nosuch", r"unknown pass 'nosuch'; known passes: O0, O1, O2, binarize, canonicalize, cse"),
-    ("fold{size=3}", r"pass 'fold' has no option 'size' \(options: max_size\)"),
-    ("fold{max_size=big}", r"option 'max_size' of pass 'fold' takes a int, not 'big'"),
-    ("simplify{finite_math=1}", r"takes a bool, not 1"),
-    ("fold{max_size=}", r"bad pass option"),
-    ("fold{max_size=3", r"cannot parse pass pipeline"),
-    ("O2{x=1}", r"preset 'O2' takes no options"),
-    ("cse,,dce", r"cannot parse pass pipeline"),
-])
+@pytest.mark.parametrize(
+    "pipeline, message",
+    [
+        ("inline,nosuch", r"unknown pass 'nosuch'; known passes: O0, O1, O2, binarize, canonicalize, cse"),
+        ("fold{size=3}", r"pass 'fold' has no option 'size' \(options: max_size\)"),
+        ("fold{max_size=big}", r"option 'max_size' of pass 'fold' takes a int, not 'big'"),
+        ("simplify{finite_math=1}", r"takes a bool, not 1"),
+        ("fold{max_size=}", r"bad pass option"),
+        ("fold{max_size=3", r"cannot parse pass pipeline"),
+        ("O2{x=1}", r"preset 'O2' takes no options"),
+        ("cse,,dce", r"cannot parse pass pipeline"),
+    ],
+)
 def test_bad_pipelines_name_the_problem(pipeline, message):
     with pytest.raises(gir.GirError, match=message):
         gir.optimize(small(), pipeline)
@@ -246,8 +260,10 @@ def add_self_to_mul(node, b, factor: float = 2.0):
 
 
 def test_a_user_rewrite_runs_by_name_as_object_and_in_its_group():
-    g = gir.parse("graph @f(%x: f64[E]) -> f64[E] {\n  %c: f64 = const {value=2.0}\n"
-                  "  %y: f64[E] = mul %x, %c\n  return %y\n}\n")
+    g = gir.parse(
+        "graph @f(%x: f64[E]) -> f64[E] {\n  %c: f64 = const {value=2.0}\n"
+        "  %y: f64[E] = mul %x, %c\n  return %y\n}\n"
+    )
     want = "  %y: f64[E] = add %x, %x\n"
     for pipeline in ("mul_two_to_add", [mul_two_to_add], "test_group"):
         assert want in gir.dump(gir.optimize(g, pipeline, verify=True))
@@ -303,11 +319,13 @@ def test_a_rewrite_that_never_settles_stops_at_the_cap():
 
 def test_pass_names_are_unique_but_redefinition_replaces():
     with pytest.raises(gir.GirError, match="a pass named 'cse' is already registered"):
+
         @gir.graph_pass("cse")
         def my_cse(graph):
             return graph
 
     for k in range(2):  # the same function defined again (a re-run cell) replaces the old one
+
         @gir.graph_pass("test_redefined")
         def redefined(graph, k=k):
             return graph
@@ -362,7 +380,9 @@ graph @f(%x: f64[E], %t: f64[T], %a: f64) -> f64[T,E] axes [T,E] {
 }
 """)
     out = gir.optimize(g, "simplify{finite_math}", verify=True)
-    assert gir.dump(out) == """\
+    assert (
+        gir.dump(out)
+        == """\
 graph @f(%x: f64[E], %t: f64[T], %a: f64) -> f64[T,E] axes [T,E] {
   %e: f64 = exp %a
   %w: f64[T] = mul %e, %t
@@ -370,6 +390,7 @@ graph @f(%x: f64[E], %t: f64[T], %a: f64) -> f64[T,E] axes [T,E] {
   return %r
 }
 """
+    )
     inputs = {"x": np.arange(3.0), "t": np.arange(2.0), "a": 1.5}
     assert_same(evaluate(g, inputs), evaluate(out, inputs))
 

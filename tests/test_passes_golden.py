@@ -25,7 +25,10 @@ def inputs_for(graph):
     return out
 
 
-case("inline", "inline", """\
+case(
+    "inline",
+    "inline",
+    """\
 graph @sq(%p: f64[E]) -> f64[E] {
   %y: f64[E] = mul %p, %p
   return %y
@@ -42,16 +45,21 @@ graph @main(%z: f64[T,E], %k: f64) -> f64[T,E] {
   %r: f64[T,E] = call %z, %k {callee=@quad}
   return %r
 }
-""", """\
+""",
+    """\
 graph @main(%z: f64[T,E], %k: f64) -> f64[T,E] {
   %a: f64[T,E] = mul %z, %z
   %b: f64[T,E] = mul %a, %a
   %r: f64[T,E] = mul %b, %k
   return %r
 }
-""")
+""",
+)
 
-case("canonicalize", "canonicalize", """\
+case(
+    "canonicalize",
+    "canonicalize",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %two: f64 = const {value=2.0}
   %p: f64[E] = mul %two, %x, %b, %a
@@ -60,7 +68,8 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %m: f64[E] = maximum %r, %a
   return %m
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %two: f64 = const {value=2.0}
   %p: f64[E] = mul %a, %b, %two, %x
@@ -69,9 +78,13 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %m: f64[E] = maximum %a, %r
   return %m
 }
-""")
+""",
+)
 
-case("fold", "fold", """\
+case(
+    "fold",
+    "fold",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %c1: f64 = const {value=1.5}
   %c2: f64 = const {value=2.5}
@@ -84,7 +97,8 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %p: f64[E] = mul %x, %s, %e, %k
   return %p
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %s: f64 = const {value=4.0}
   %e: f64 = const {value=1.0}
@@ -92,9 +106,13 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %p: f64[E] = mul %x, %s, %e, %k
   return %p
 }
-""")
+""",
+)
 
-case("fold_never_calls", "fold", """\
+case(
+    "fold_never_calls",
+    "fold",
+    """\
 graph @one(%p: f64) -> f64 {
   %y: f64 = exp %p
   return %y
@@ -111,7 +129,8 @@ graph @main(%x: f64[E]) -> f64[E] {
   %r: f64[E] = mul %x, %c, %q
   return %r
 }
-""", """\
+""",
+    """\
 graph @one(%p: f64) -> f64 {
   %y: f64 = exp %p
   return %y
@@ -124,40 +143,54 @@ graph @main(%x: f64[E]) -> f64[E] {
   %r: f64[E] = mul %x, %c, %q
   return %r
 }
-""")
+""",
+)
 
-case("fold_max_size_0", "fold{max_size=0}", """\
+case(
+    "fold_max_size_0",
+    "fold{max_size=0}",
+    """\
 graph @main(%a: f64) -> f64 {
   %c: f64 = const {value=1.0}
   %e: f64 = exp %c
   %r: f64 = mul %a, %e
   return %r
 }
-""", """\
+""",
+    """\
 graph @main(%a: f64) -> f64 {
   %c: f64 = const {value=1.0}
   %e: f64 = exp %c
   %r: f64 = mul %a, %e
   return %r
 }
-""")
+""",
+)
 
-case("specialize", "specialize{b=0.5}", """\
+case(
+    "specialize",
+    "specialize{b=0.5}",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %p: f64[E] = mul %x, %b
   %q: f64[E] = add %p, %a
   return %q
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %b: f64 = const {value=0.5}
   %p: f64[E] = mul %x, %b
   %q: f64[E] = add %p, %a
   return %q
 }
-""")
+""",
+)
 
-case("cse", "cse", """\
+case(
+    "cse",
+    "cse",
+    """\
 graph @sq(%p: f64) -> f64 {
   %y: f64 = mul %p, %p
   return %y
@@ -175,7 +208,8 @@ graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %r: f64[E] = add %u, %v
   return %r
 }
-""", """\
+""",
+    """\
 graph @sq(%p: f64) -> f64 {
   %y: f64 = mul %p, %p
   return %y
@@ -189,9 +223,13 @@ graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %r: f64[E] = add %u, %u
   return %r
 }
-""")
+""",
+)
 
-case("flatten", "flatten", """\
+case(
+    "flatten",
+    "flatten",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %s: f64 = add %a, %b
   %t: f64[E] = add %x, %s
@@ -202,38 +240,49 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %r: f64[E] = add %u, %o
   return %r
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %m: f64[E] = mul %x, %x
   %o: f64[E] = mul %a, %m, %m
   %r: f64[E] = add %a, %b, %a, %x, %o
   return %r
 }
-""")
+""",
+)
 
-case("flatten_keeps_shared_and_outputs", "flatten", """\
+case(
+    "flatten_keeps_shared_and_outputs",
+    "flatten",
+    """\
 graph @main(%x: f64[E], %a: f64) -> (f64[E], f64[E]) {
   %s: f64[E] = add %x, %a
   %t: f64[E] = add %s, %a
   %u: f64[E] = add %t, %t
   return %u, %s
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64) -> (f64[E], f64[E]) {
   %s: f64[E] = add %x, %a
   %t: f64[E] = add %s, %a
   %u: f64[E] = add %t, %t
   return %u, %s
 }
-""")
+""",
+)
 
-case("binarize", "binarize", """\
+case(
+    "binarize",
+    "binarize",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %s: f64[E] = add %a, %b, %x, %a
   %m: f64[E] = mul %s, %x, %b
   return %m
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %0: f64 = add %a, %b
   %1: f64[E] = add %0, %x
@@ -242,23 +291,32 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %m: f64[E] = mul %2, %b
   return %m
 }
-""")
+""",
+)
 
-case("dce", "dce", """\
+case(
+    "dce",
+    "dce",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %dead: f64 = mul %a, %b
   %d2: f64 = exp %dead
   %s: f64[E] = add %x, %a
   return %s
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %s: f64[E] = add %x, %a
   return %s
 }
-""")
+""",
+)
 
-case("simplify_exact", "simplify", """\
+case(
+    "simplify_exact",
+    "simplify",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %zero: f64 = const {value=0.0}
   %one: f64 = const {value=1.0}
@@ -279,7 +337,8 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %r: f64[E] = add %w2, %w3, %h
   return %r
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %half: f64 = const {value=0.5}
   %0: f64 = const {value=5.0}
@@ -294,7 +353,8 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   %r: f64[E] = add %w2, %w3, %h
   return %r
 }
-""")
+""",
+)
 
 FINITE_ONLY = """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
@@ -310,13 +370,21 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
 }
 """
 case("simplify_not_finite", "simplify", FINITE_ONLY, FINITE_ONLY)
-case("simplify_finite_math", "simplify{finite_math}", FINITE_ONLY, """\
+case(
+    "simplify_finite_math",
+    "simplify{finite_math}",
+    FINITE_ONLY,
+    """\
 graph @main(%x: f64[E], %a: f64, %b: f64) -> f64[E] {
   return %x
 }
-""")
+""",
+)
 
-case("simplify_provably_finite", "simplify", """\
+case(
+    "simplify_provably_finite",
+    "simplify",
+    """\
 graph @main(%x: f64[E], %n: i64, %k: i64) -> f64[E] {
   %zero: f64 = const {value=0.0}
   %s: f64 = sin %n
@@ -328,14 +396,16 @@ graph @main(%x: f64[E], %n: i64, %k: i64) -> f64[E] {
   %r: f64[E] = add %x, %z, %nn, %d
   return %r
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %n: i64, %k: i64) -> f64[E] {
   %0: i64 = const {value=-1}
   %d: i64 = add %k, %0
   %r: f64[E] = add %x, %d
   return %r
 }
-""")
+""",
+)
 
 SQRT = """\
 graph @main(%x: f64[E], %a: f64) -> f64[E] {
@@ -349,7 +419,11 @@ graph @main(%x: f64[E], %a: f64) -> f64[E] {
   return %r
 }
 """
-case("simplify_narrowing", "simplify", SQRT, """\
+case(
+    "simplify_narrowing",
+    "simplify",
+    SQRT,
+    """\
 graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %m: f64 = neg %a
   %half: f64 = const {value=-0.5}
@@ -357,8 +431,13 @@ graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %r: f64[E] = add %m, %p
   return %r
 }
-""")
-case("simplify_rsqrt", "simplify{finite_math}", SQRT, """\
+""",
+)
+case(
+    "simplify_rsqrt",
+    "simplify{finite_math}",
+    SQRT,
+    """\
 graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %m: f64 = neg %a
   %0: f64[E] = sqrt %x
@@ -367,9 +446,13 @@ graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %r: f64[E] = add %m, %p
   return %r
 }
-""")
+""",
+)
 
-case("simplify_axes", "simplify", """\
+case(
+    "simplify_axes",
+    "simplify",
+    """\
 graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %f1: f64[E] = flip %x {axis=E}
   %c: f64[E] = cumsum %f1 {axis=E, reverse=false}
@@ -380,12 +463,14 @@ graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %w: f64[E] = where %t, %g2, %a
   return %w
 }
-""", """\
+""",
+    """\
 graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %f2: f64[E] = cumsum %x {axis=E, reverse=true}
   return %f2
 }
-""")
+""",
+)
 
 # A replacement may drop axes (x*0 -> 0), but a graph output keeps its declared type.
 OUTPUT_ZERO = """\
@@ -397,7 +482,10 @@ graph @main(%x: f64[E], %a: f64) -> f64[E] {
 """
 case("simplify_output_keeps_type", "simplify{finite_math}", OUTPUT_ZERO, OUTPUT_ZERO)
 
-case("O2_naive_glp", "O2", """\
+case(
+    "O2_naive_glp",
+    "O2",
+    """\
 graph @glp(%x: f64[E], %A: f64, %x0: f64, %F: f64, %m: f64) -> f64[E] {
   %one: f64 = const {value=1.0}
   %c: f64 = const {value=-2.772588722239781}
@@ -420,7 +508,8 @@ graph @glp(%x: f64[E], %A: f64, %x0: f64, %F: f64, %m: f64) -> f64[E] {
   %y: f64[E] = div %num, %den
   return %y
 }
-""", """\
+""",
+    """\
 graph @glp(%x: f64[E], %A: f64, %x0: f64, %F: f64, %m: f64) -> f64[E] {
   %one: f64 = const {value=1.0}
   %c: f64 = const {value=-2.772588722239781}
@@ -438,7 +527,9 @@ graph @glp(%x: f64[E], %A: f64, %x0: f64, %F: f64, %m: f64) -> f64[E] {
   %y: f64[E] = div %num, %den
   return %y
 }
-""")
+""",
+)
+
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden(name):

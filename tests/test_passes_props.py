@@ -12,8 +12,19 @@ from gir.passes import PRESETS
 from tests.evaluate import assert_same, evaluate
 from tests.strategies import random_graphs, random_inputs
 
-PASSES = ["inline", "canonicalize", "fold", "specialize", "cse", "share", "flatten", "binarize", "simplify",
-          "simplify{finite_math}", "dce"]
+PASSES = [
+    "inline",
+    "canonicalize",
+    "fold",
+    "specialize",
+    "cse",
+    "share",
+    "flatten",
+    "binarize",
+    "simplify",
+    "simplify{finite_math}",
+    "dce",
+]
 EXAMPLES = int(os.environ.get("GIR_PASS_EXAMPLES", "60"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

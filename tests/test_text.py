@@ -27,8 +27,29 @@ from gir.ir import OPS, Builder, Graph, Type, dump, parse, verify
 from gir.ir.ops import REQUIRED, OpDef
 
 F64, E, T, TE = Type("f64"), Type("f64", ("E",)), Type("f64", ("T",)), Type("f64", ("T", "E"))
-CONSTS = [0, 1, -7, 2**62, True, False, 0.0, -0.0, 1.5, -2.25, 0.1, 1 / 3, 1e-300, 5e-324, 1e300,
-          1e-05, 1e16, 1.7976931348623157e308, math.inf, -math.inf, math.nan]
+CONSTS = [
+    0,
+    1,
+    -7,
+    2**62,
+    True,
+    False,
+    0.0,
+    -0.0,
+    1.5,
+    -2.25,
+    0.1,
+    1 / 3,
+    1e-300,
+    5e-324,
+    1e300,
+    1e-05,
+    1e16,
+    1.7976931348623157e308,
+    math.inf,
+    -math.inf,
+    math.nan,
+]
 
 
 def roundtrip(g: Graph) -> str:
@@ -85,8 +106,14 @@ def op_graph(name: str) -> Graph:
     """One graph applying op ``name`` to every input combination and attribute its rules accept."""
     op = OPS[name]
     b = Builder(("T", "E"))
-    ins = [b.input("x", TE), b.input("e", E), b.input("a", F64), b.input("i", "i64"),
-           b.input("s", Type("f32", ("T",))), b.input("p", "bool")]
+    ins = [
+        b.input("x", TE),
+        b.input("e", E),
+        b.input("a", F64),
+        b.input("i", "i64"),
+        b.input("s", Type("f32", ("T",))),
+        b.input("p", "bool"),
+    ]
     x, e, a, i, s, p = ins
     arities = [op.arity] if op.arity is not None else sorted({op.min_arity, op.min_arity + 1, 3})
     outs = []
@@ -109,8 +136,14 @@ def test_every_op_roundtrips(name):
 def test_all_ops_in_one_graph():
     """One text holding every op: the main graph calls one graph per op."""
     b = Builder(("T", "E"))
-    args = [b.input("x", TE), b.input("e", E), b.input("a"), b.input("i", "i64"),
-            b.input("s", Type("f32", ("T",))), b.input("p", "bool")]
+    args = [
+        b.input("x", TE),
+        b.input("e", E),
+        b.input("a"),
+        b.input("i", "i64"),
+        b.input("s", Type("f32", ("T",))),
+        b.input("p", "bool"),
+    ]
     outs = [out for name in sorted(OPS) for out in b.call(op_graph(name), *args, hint=name)]
     text = roundtrip(b.build(outs))
     assert all(f"{{callee=@op_{name}}}" in text for name in OPS)
@@ -174,8 +207,11 @@ def test_nested_calls():
     (m,) = b.call(mid, a, x)
     (q,) = b.call(sq, m)
     text = roundtrip(b.build(q))
-    assert [line.split("(")[0] for line in text.splitlines() if line.startswith("graph")] == \
-        ["graph @sq", "graph @mid", "graph @main"]
+    assert [line.split("(")[0] for line in text.splitlines() if line.startswith("graph")] == [
+        "graph @sq",
+        "graph @mid",
+        "graph @main",
+    ]
     assert parse(text).nodes[0].attr("callee").nodes[0].attr("callee") == sq
 
 
@@ -257,13 +293,16 @@ graph @main( %x : f64 [E] ,%a:f64 )->(f64[E])   {
 }
 """
     g = parse(text)
-    assert dump(g) == """\
+    assert (
+        dump(g)
+        == """\
 graph @main(%x: f64[E], %a: f64) -> f64[E] {
   %0: f64[E] = cumsum %x {axis=E, reverse=false}
   %y: f64[E] = add %0, %a, %a
   return %y
 }
 """
+    )
 
 
 @contextlib.contextmanager
@@ -354,7 +393,7 @@ MALFORMED = [
     (H + "  %y: f64[E] = cumsum %x {axis=E, reverse=1}\n" + R, 2, 16, "wrong kind"),
     (H + "  %y: f64[E] = cumsum %x {axis=E\n" + R, 2, 33, "expected ',' or '}'"),
     (H + "  %y: f64[E] = cumsum %x {axis=}\n" + R, 2, 32, "expected an attribute value, got '}'"),
-    (H + "  %y: f64[E] = cumsum %x {axis=\"E}\n" + R, 2, 32, "unterminated string"),
+    (H + '  %y: f64[E] = cumsum %x {axis="E}\n' + R, 2, 32, "unterminated string"),
     (H + '  %y: f64[E] = cumsum %x {axis="\\q"}\n' + R, 2, 32, "Invalid \\escape"),
     (H + "  %y: f64[E] = sub %x, %a $\n" + R, 2, 27, "unexpected '$'"),
     (H + "  %y: f64[E] = sub %x, %a\n  return %y\n", 3, 12, "missing its closing '}'"),

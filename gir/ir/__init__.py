@@ -9,6 +9,16 @@ from gir.ir.types import Type
 from gir.ir.verify import verify
 
 __all__ = [
-    "OPS", "Builder", "Graph", "Node", "OpDef", "Type", "Value",
-    "dump", "get_op", "parse", "register", "verify",
+    "OPS",
+    "Builder",
+    "Graph",
+    "Node",
+    "OpDef",
+    "Type",
+    "Value",
+    "dump",
+    "get_op",
+    "parse",
+    "register",
+    "verify",
 ]

@@ -8,7 +8,13 @@ column of the Jacobian).
 
 Forward mode carries one tangent per parameter, sparsely: a value that does not
 depend on a parameter has no tangent for it, and a tangent only has the axes
-it varies along. Reverse mode keeps every cotangent on exactly the axes of its
+it varies along. Parameters that reach every output through one value of lower
+rank (the position of a peak that moves in time: its offset and the amplitude,
+frequency and phase of its oscillation all act through one value on the time
+axis) share a tangent beyond that value: the derivative with respect to the
+value is carried once over the full grid, and each parameter's column is that
+times the parameter's own tangent of the value (chain rule), which only varies
+along the value's axes. Reverse mode keeps every cotangent on exactly the axes of its
 value (summing where a value was broadcast, broadcasting where it was reduced).
 
 Where a function is not differentiable the rules return the derivative of the
@@ -20,7 +26,10 @@ zero derivative), the first argument's derivative at ties of ``minimum`` and
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+
+import networkx as nx
 
 from gir.errors import GirError
 from gir.ir.builder import Builder
@@ -69,6 +78,42 @@ def _linear_inputs(node: Node) -> Sequence[int]:
     return range(len(node.inputs)) if lin == "all" else lin
 
 
+def shared_values(graph: Graph, params: Sequence[Value]) -> dict[Value, list[int]]:
+    """Values through which two or more of ``params`` (by index) reach every output.
+
+    For each parameter the furthest such value along its chain of post-dominators
+    (every path from the parameter to an output passes through them) that has
+    fewer axes than the largest output and that nothing downstream sums, scans
+    or flips along one of its own axes: then each element of an output depends
+    on the value at one position only, and a uniform tangent of the value gives
+    the pointwise partial derivative.
+    """
+    top = max((len(v.type.axes) for v in graph.outputs), default=0)
+    sink = object()
+    reverse = nx.DiGraph()
+    reverse.add_edges_from((sink, v) for v in graph.outputs)
+    reverse.add_edges_from((o, i) for n in graph.nodes for o in n.outputs for i in n.inputs)
+    mixed: dict[Value, set[str]] = defaultdict(set)  # axes something downstream mixes along
+    for node in reversed(graph.nodes):
+        here = set().union(*(mixed[o] for o in node.outputs))
+        if not node.opdef.elementwise:
+            axis = node.attributes.get("axis")
+            here |= set(graph.axes) if axis is None else {axis}
+        for v in node.inputs:
+            mixed[v] |= here
+    idom = nx.immediate_dominators(reverse, sink) if top else {}
+    groups: dict[Value, list[int]] = defaultdict(list)
+    for k, p in enumerate(params):
+        best, u = None, idom.get(p, sink)
+        while u is not sink:
+            if u.type.dtype in FLOATS and len(u.type.axes) < top and not mixed[u] & set(u.type.axes):
+                best = u
+            u = idom[u]
+        if best is not None:
+            groups[best].append(k)
+    return {v: ks for v, ks in groups.items() if len(ks) > 1}
+
+
 def jvp(graph: Graph, wrt: Iterable[str] | None = None) -> Graph:
     """``graph`` with, after its outputs, d output_j / d param_k for every output j and parameter k.
 
@@ -79,6 +124,8 @@ def jvp(graph: Graph, wrt: Iterable[str] | None = None) -> Graph:
     params = _params(graph, wrt)
     b, env = _copy(graph)
     tangents: list[dict[Value, Value]] = [{p: b.const(1.0)} for p in params]
+    shared = shared_values(graph, params)
+    via: dict[int, tuple[dict[Value, Value], Value | None]] = {}  # param -> (shared tangent, its factor)
     for node in graph.nodes:
         ins = [env[v] for v in node.inputs]
         (out,) = _primal(b, node, env) if len(node.outputs) == 1 else (None,)
@@ -110,9 +157,22 @@ def jvp(graph: Graph, wrt: Iterable[str] | None = None) -> Graph:
             if axis is not None and axis not in args[0].type.axes:  # a tangent constant along the axis
                 args[0] = b.op("bcast", args[0], ins[0])
             t[key] = b.op(node.op, *args, **node.attributes)
+        if node.outputs[0] in shared:  # from here on, one tangent for the parameters of the group
+            common = {node.outputs[0]: b.const(1.0)}
+            for k in shared[node.outputs[0]]:
+                via[k] = (common, tangents[k].get(node.outputs[0]))
+                tangents[k] = {}
+            tangents.append(common)
+
+    def column(v: Value, k: int) -> Value:
+        if k not in via:
+            return tangents[k].get(v) or b.const(0.0)
+        common, factor = via[k]
+        return b.op("mul", common[v], factor) if v in common and factor is not None else b.const(0.0)
+
     outputs = [env[v] for v in graph.outputs]
     for v in graph.outputs:
-        outputs += [t.get(v) or b.const(0.0) for t in tangents]
+        outputs += [column(v, k) for k in range(len(params))]
     return b.build(outputs, name=f"{graph.name}_jvp")
 
 

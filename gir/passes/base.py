@@ -174,6 +174,7 @@ def graph_pass(name: str) -> Callable[[Any], Any]:
 
     def deco(obj: Any) -> Any:
         if inspect.isclass(obj):
+
             def run(graph: Graph, **options: Any) -> Graph:
                 return obj(**options).run(graph)
 

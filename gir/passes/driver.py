@@ -151,8 +151,9 @@ class _Work:
                 return False
             for user in self.users.get(v, ()):
                 try:
-                    types = get_op(user.op).infer([narrowed.get(x, x.type) for x in user.inputs],
-                                                  user.attributes, self.axes)
+                    types = get_op(user.op).infer(
+                        [narrowed.get(x, x.type) for x in user.inputs], user.attributes, self.axes
+                    )
                 except GirError:  # say, a sum along an axis the value no longer has
                     return False
                 for o, t in zip(user.outputs, types):
@@ -214,16 +215,19 @@ def _replacements(name: str, node: Node, result: Any) -> list[tuple[Value, Value
         if not isinstance(new, Value):
             raise GirError(f"rewrite {name!r} returned {new!r}, not a Value")
         if new.type.dtype != old.type.dtype or not set(new.type.axes) <= set(old.type.axes):
-            raise GirError(f"rewrite {name!r} replaced a {old.type} value by a {new.type} one "
-                           "(the dtype must stay and no axis may be added)")
+            raise GirError(
+                f"rewrite {name!r} replaced a {old.type} value by a {new.type} one "
+                "(the dtype must stay and no axis may be added)"
+            )
     return pairs
 
 
 def _keep_names(pairs: list[tuple[Value, Value]], new_nodes: list[Node]) -> list[tuple[Value, Value]]:
     """Give unnamed new values the names of the values they replace (edits ``new_nodes``)."""
     made = {o for n in new_nodes for o in n.outputs}
-    rename = {new: Value(new.type, old.name) for old, new in pairs
-              if new in made and old.name and not new.name}
+    rename = {
+        new: Value(new.type, old.name) for old, new in pairs if new in made and old.name and not new.name
+    }
     if rename:
         new_nodes[:] = [
             Node(n.op, [rename.get(v, v) for v in n.inputs], [rename.get(v, v) for v in n.outputs], n.attrs)
@@ -287,6 +291,9 @@ def apply_rewrites(
                 hook(pass_name, name, node)
             break
     if applied >= cap and work.queue:
-        warnings.warn(f"pass {pass_name!r} stopped after {applied} rewrites without reaching a fixed point",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"pass {pass_name!r} stopped after {applied} rewrites without reaching a fixed point",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return work.build()

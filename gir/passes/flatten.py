@@ -18,8 +18,14 @@ def flatten(node: Node, b: RewriteBuilder) -> Value | None:
 
     def inner(v: Value, reader: Node) -> Node | None:
         p = b.producer(v)
-        return p if p is not None and p.op == node.op and b.single_user(v) is reader \
-            and reader.inputs.count(v) == 1 else None
+        return (
+            p
+            if p is not None
+            and p.op == node.op
+            and b.single_user(v) is reader
+            and reader.inputs.count(v) == 1
+            else None
+        )
 
     user = b.single_user(node.output)
     if user is not None and user.op == node.op and user.inputs.count(node.output) == 1:

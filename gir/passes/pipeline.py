@@ -24,7 +24,7 @@ PRESETS: dict[str, str] = {
     "O0": "",
     "O1": "inline,fold,canonicalize,cse,dce",
     "O2": "inline,specialize,canonicalize,cse,simplify{finite_math},flatten,canonicalize,cse,"
-          "simplify{finite_math},flatten,canonicalize,cse,share,dce",
+    "simplify{finite_math},flatten,canonicalize,cse,share,dce",
 }
 
 
@@ -147,8 +147,10 @@ def parse_pipeline(pipeline: str | Sequence[Any]) -> list[Step]:
         elif callable(getattr(item, "run", None)) and isinstance(getattr(item, "name", None), str):
             steps.append(Step(item.name, item.run))
         else:
-            raise GirError(f"cannot use {item!r} as a pass: give a pass name, a rewrite, "
-                           "or an object with a name and run(graph)")
+            raise GirError(
+                f"cannot use {item!r} as a pass: give a pass name, a rewrite, "
+                "or an object with a name and run(graph)"
+            )
     return steps
 
 
@@ -194,8 +196,9 @@ def optimize(
         fixed = dict(fixed)
         if not any(s.name == "specialize" for s in steps):
             steps.insert(0, _step(lookup("specialize"), {}))
-        steps = [attrs.evolve(s, options={**s.options, **fixed}) if s.name == "specialize" else s
-                 for s in steps]
+        steps = [
+            attrs.evolve(s, options={**s.options, **fixed}) if s.name == "specialize" else s for s in steps
+        ]
     if verify is None:
         verify = os.environ.get("GIR_VERIFY", "") == "1"
     if dump not in (None, False, "after_each"):

@@ -24,8 +24,13 @@ def copy_node(node: Node, inputs: tuple[Value, ...], b: Builder) -> tuple[Value,
     return b.op_multi(node.op, *inputs, hint=node.outputs[0].name, **node.attributes)
 
 
-def rebuild(graph: Graph, visit: Visit | None = None, *, b: Builder | None = None,
-            env: dict[Value, Value] | None = None) -> Graph:
+def rebuild(
+    graph: Graph,
+    visit: Visit | None = None,
+    *,
+    b: Builder | None = None,
+    env: dict[Value, Value] | None = None,
+) -> Graph:
     """A new graph with each node visited in order; unchanged nodes are reused as they are.
 
     ``b`` is a builder to continue (its inputs become the graph's; default:

@@ -32,8 +32,9 @@ def specialize(graph: Graph, **fixed: Any) -> Graph:
     for name in fixed:
         if name not in names:
             params = ", ".join(v.name for v in graph.params) or "none"
-            raise GirError(f"cannot fix {name!r}: graph @{graph.name} has no parameter {name!r} "
-                           f"(parameters: {params})")
+            raise GirError(
+                f"cannot fix {name!r}: graph @{graph.name} has no parameter {name!r} (parameters: {params})"
+            )
         if not names[name].type.is_scalar:
             raise GirError(f"cannot fix {name!r}: it is an array input ({names[name].type}), not a parameter")
     b = Builder(graph.axes)

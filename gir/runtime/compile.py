@@ -10,6 +10,7 @@ from gir.ir.graph import Graph
 from gir.ir.verify import verify
 from gir.runtime.cache import ARTIFACTS, GRAPHS
 from gir.runtime.executable import Executable
+from gir.runtime.memory import keep_freed_memory
 from gir.runtime.target import resolve
 
 
@@ -52,6 +53,7 @@ def compile_graph(
     sizes: Mapping[str, int] | None = None,
 ) -> Executable:
     """Compile an already optimized ``graph`` for ``target`` (cached by structure)."""
+    keep_freed_memory()
     t = resolve(target, graph, dict(sizes or {}))
     backend = t.load()
     missing = backend.unsupported(graph)

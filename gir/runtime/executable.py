@@ -112,22 +112,11 @@ class Executable:
         ``"reverse"`` (one evaluation per output element) or ``"auto"``.
         """
         mode = self._mode(mode)
-        n, p = len(self.graph.outputs), len(self.param_names)
         if mode == "forward":
-            fwd = self._derivative("forward")
-            outs = fwd(theta, **arrays)
-            outs = outs if isinstance(outs, tuple) else (outs,)
-            values = outs[:n]
-            jacs = []
-            for j, (y, v) in enumerate(zip(values, self.graph.outputs, strict=True)):
-                cols = range(n + j * p, n + j * p + p)
-                columns = [
-                    _on_axes(outs[k], fwd.graph.outputs[k].type.axes, v.type.axes, np.shape(y)) for k in cols
-                ]
-                jacs.append(np.stack(columns, axis=-1) if p else np.zeros((*np.shape(y), 0)))
+            values, jacs = self._forward_jacobian(theta, arrays)
         else:
             values, jacs = self._reverse_jacobian(theta, arrays)
-        if n == 1:
+        if len(values) == 1:
             return values[0], jacs[0]
         return tuple(values), tuple(jacs)
 
@@ -149,6 +138,33 @@ class Executable:
         outs = rev(**named, **dict(zip(names, seeds, strict=True)))
         outs = outs if isinstance(outs, tuple) else (outs,)
         return np.array(outs[len(self.graph.outputs) :], dtype=np.float64)
+
+    def _forward_jacobian(self, theta, arrays):
+        """One call of the forward-mode executable, written into a (P, *shape) block per output.
+
+        Each Jacobian is that block with P moved last (a view): every column is
+        contiguous, and the kernel writes it in place.
+        """
+        fwd = self._derivative("forward")
+        _, sizes = self._arguments(theta, arrays, batch=False)
+        n, p = len(self.graph.outputs), len(self.param_names)
+        outputs = self.graph.outputs
+        values = [np.empty(tuple(sizes[a] for a in v.type.axes), _NP_DTYPES[v.type.dtype]) for v in outputs]
+        blocks = [np.empty((p, *np.shape(y))) for y in values]
+        targets = values + [blocks[j][k, ...] for j in range(n) for k in range(p)]
+        outs, spread = [], []
+        for i, (w, target) in enumerate(zip(fwd.graph.outputs, targets, strict=True)):
+            axes = outputs[i if i < n else (i - n) // p].type.axes
+            if w.type.axes == axes:
+                outs.append(target)
+            else:  # a column constant along some axes: evaluated on its own, then broadcast
+                outs.append(np.empty(tuple(sizes[a] for a in w.type.axes), _NP_DTYPES[w.type.dtype]))
+                spread.append((outs[-1], w.type.axes, axes, target))
+        fwd.call_into(outs, theta, **arrays)
+        for out, axes, to, target in spread:
+            target[...] = _on_axes(out, axes, to, target.shape)
+        values = [y if y.ndim else y.item() for y in values]
+        return values, [np.moveaxis(block, 0, -1) for block in blocks]
 
     def _reverse_jacobian(self, theta, arrays):
         values = self(theta, **arrays)

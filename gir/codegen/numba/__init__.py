@@ -91,8 +91,8 @@ class Compiled:
         ndim = len(graph.axes)
         self._convert = [_converter(v.type.dtype, v.type.axes, graph.axes) for v in graph.inputs]
         self._batch_convert = [
-            _converter(v.type.dtype, v.type.axes, graph.axes) if v.type.axes
-            else _vector(v.type.dtype) for v in graph.inputs
+            _converter(v.type.dtype, v.type.axes, graph.axes) if v.type.axes else _vector(v.type.dtype)
+            for v in graph.inputs
         ]
         self._scalar_inputs = [i for i, v in enumerate(graph.inputs) if not v.type.axes]
         unique = list(dict.fromkeys(graph.outputs))
@@ -161,7 +161,7 @@ def _layout(positions: tuple[int, ...], ndim: int):
         lead = () if batch is None else (batch,)
         if not positions:  # a scalar: 0-d, or (B, 1, ..., 1) in a batch
             return out.reshape(lead + (1,) * (ndim if lead else 0))
-        core = out.shape[len(lead):]
+        core = out.shape[len(lead) :]
         shape = [1] * ndim
         for p, n in zip(positions, core):
             shape[p] = n

@@ -31,7 +31,12 @@ from gir.ir.printer import format_node, value_names
 
 NP_DTYPE = {"f64": "np.float64", "f32": "np.float32", "i64": "np.int64", "bool": "np.bool_"}
 _RESERVED = {name for names in HELPERS.values() for name in names} | {
-    "model", "model_into", "model_into_serial", "model_batch", "n_batch", "b",
+    "model",
+    "model_into",
+    "model_into_serial",
+    "model_batch",
+    "n_batch",
+    "b",
 }
 
 

@@ -125,8 +125,9 @@ SCALAR: dict[str, ScalarEmitter] = {
 LOOP_OPS = ("sum", "mean", "cumsum", "flip")
 
 
-def scalar_expr(op: str, args: Sequence[str], attrs: Mapping[str, Any], dtypes: Sequence[str],
-                fast_exp: bool = True) -> str:
+def scalar_expr(
+    op: str, args: Sequence[str], attrs: Mapping[str, Any], dtypes: Sequence[str], fast_exp: bool = True
+) -> str:
     """The Numba expression of one element of ``op`` applied to ``args``."""
     if op == "exp":
         return _exp(args, attrs, dtypes, fast_exp)

@@ -164,3 +164,20 @@ def test_auto_rule_follows_device_and_size(monkeypatch):
         targets_mod.TARGETS, "jax-gpu", targets_mod.Target("jax-gpu", "x", requires="no_such_xyz")
     )
     assert choose_auto(g) in ("jax-cpu", "numpy")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+@pytest.mark.parametrize("setting, kept", [(None, "True"), ("0", "False")])
+def test_compiling_keeps_freed_memory_unless_told_not_to(setting, kept):
+    import os
+
+    code = (
+        "import gir\nfrom gir.runtime.memory import keep_freed_memory\n"
+        "gir.compile(gir.expr('a * x', x='E'), target='numpy')\n"
+        "print(keep_freed_memory())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GIR_KEEP_FREED_MEMORY"}
+    if setting is not None:
+        env["GIR_KEEP_FREED_MEMORY"] = setting
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == [kept]

@@ -95,3 +95,17 @@ def test_levmar_and_trf_fits_agree(kind):
     assert fits[0].cost == pytest.approx(fits[1].cost, rel=1e-10)
     np.testing.assert_allclose(fits[0].x, fits[1].x, rtol=1e-6)
     np.testing.assert_allclose(fits[0].stderr, fits[1].stderr, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n, order", [(5_000, "F"), (16 * 256 + 77, "F"), (20_000, "C"), (300, "F")])
+def test_normal_equations_match_blas(n, order):
+    """The blocked J^T J and J^T r (Numba, column-major and tall) and the BLAS path agree."""
+    from gir.fit.normal_equations import normal_equations
+
+    rng = np.random.default_rng(n)
+    jac = np.asarray(rng.normal(size=(n, 7)) * np.logspace(-3, 3, 7), order=order)
+    r = rng.normal(size=n)
+    a, g = normal_equations(jac, r)
+    np.testing.assert_allclose(a, jac.T @ jac, rtol=1e-12, atol=1e-12 * np.abs(jac.T @ jac).max())
+    np.testing.assert_allclose(g, jac.T @ r, rtol=1e-12, atol=1e-12 * np.abs(jac.T @ r).max())
+    assert np.array_equal(a, a.T)

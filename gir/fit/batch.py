@@ -148,7 +148,7 @@ def _fit_chunk(exe, items, arrays, kws) -> list[FitResult]:
 
 def releases_gil(exe: Any) -> bool:
     """Whether the executable's compiled code runs without holding the GIL (threads then overlap)."""
-    inner = exe._exe if is_model_executable(exe) else exe
+    inner = exe.executable if is_model_executable(exe) else exe
     if inner.target.startswith("jax"):
         return True
     if inner.target.startswith("numba"):

@@ -118,8 +118,8 @@ class Evaluation:
             from gir.models.model import E, T
 
             model = exe.model
-            self.inner = exe._exe
-            self._check = exe._check
+            self.inner = exe.executable
+            self._check = exe.check
             self.grid_axes = (T, E) if model.time else (E,)
             self.grid_names = tuple(model.axes)
             for name in self.grid_names:
@@ -183,7 +183,7 @@ class Evaluation:
             for name, keep in zip(self.grid_names, self.index, strict=True)
             if name in arrays and np.ndim(arrays[name]) == 1
         }
-        self.inputs = exe._arrays(inputs, self.inner.array_names) if self._check is not None else inputs
+        self.inputs = exe.graph_inputs(inputs, self.inner.array_names) if self._check is not None else inputs
         self.arrays = inputs
         if any(self.after):  # flat positions of the window in the evaluated grid
             take = np.ix_(

@@ -72,6 +72,11 @@ class ModelExecutable:
         self._derived: dict[tuple, dict[str, np.ndarray]] = {}
 
     @property
+    def executable(self):
+        """The compiled graph underneath (a :class:`gir.Executable` over the graph's own inputs)."""
+        return self._exe
+
+    @property
     def graph(self):
         return self._exe.graph
 
@@ -89,7 +94,7 @@ class ModelExecutable:
 
     # -- inputs ---------------------------------------------------------------------
 
-    def _arrays(self, arrays: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    def graph_inputs(self, arrays: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
         """The user's arrays plus the axis-derived inputs the graph takes (cached per axis array)."""
         out = dict(arrays)
         for axis, make in self._derivers().items():
@@ -117,7 +122,8 @@ class ModelExecutable:
                 }
         return makers
 
-    def _check(self, theta: np.ndarray) -> None:
+    def check(self, theta: np.ndarray) -> None:
+        """Raise an InputError for parameter values the model is undefined at (a kernel width <= 0)."""
         for i in self._positive:
             bad = np.asarray(theta)[..., i] <= 0
             if np.any(bad):
@@ -130,14 +136,14 @@ class ModelExecutable:
 
     def __call__(self, theta: Any = None, /, **arrays: Any) -> np.ndarray:
         theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
-        self._check(theta)
-        inputs = self._arrays(arrays, self._exe.array_names)
+        self.check(theta)
+        inputs = self.graph_inputs(arrays, self._exe.array_names)
         return _full(self._exe(theta, **inputs), self._shape(inputs))
 
     def batch(self, thetas: Any, /, **arrays: Any) -> np.ndarray:
         thetas = np.asarray(thetas, dtype=np.float64)
-        self._check(thetas)
-        inputs = self._arrays(arrays, self._exe.array_names)
+        self.check(thetas)
+        inputs = self.graph_inputs(arrays, self._exe.array_names)
         out = self._exe.batch(thetas, **inputs)
         shape = self._shape(inputs)
         # the result lacks the axes it does not vary along (time, for a model without dynamics)
@@ -151,8 +157,8 @@ class ModelExecutable:
     def value_and_jacobian(self, theta: Any = None, /, *, mode: str = "auto", **arrays: Any):
         """The model and its Jacobian, of shape ``grid + (P,)`` (see Executable.value_and_jacobian)."""
         theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
-        self._check(theta)
-        inputs = self._arrays(arrays, self._exe.array_names)
+        self.check(theta)
+        inputs = self.graph_inputs(arrays, self._exe.array_names)
         shape = self._shape(inputs)
         y, jac = self._exe.value_and_jacobian(theta, mode=mode, **inputs)
         return _full(y, shape), _full(jac, (*shape, len(self.param_names)))
@@ -165,8 +171,8 @@ class ModelExecutable:
         if self._parts is None:
             self._parts = compile_graph(self.model.graph(components=True), self.target, **self._kwargs)
         theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
-        self._check(theta)
-        inputs = self._arrays(arrays, self._parts.array_names)
+        self.check(theta)
+        inputs = self.graph_inputs(arrays, self._parts.array_names)
         shape = self._shape(inputs)
         values = self._parts(theta, **inputs)[1:]
         names = [self.model._name(c) for c in self.model.components]

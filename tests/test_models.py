@@ -693,3 +693,18 @@ def test_2d_model_equals_row_by_row_1d(target):
     for i in range(T.size):
         row = exe1(theta_of(exe1, {**theta, "p1.x0": x0_t[i], "LinBack.b": b_t[i]}), energy=E)
         assert_rel(y2[i], row, what=f"row {i}")
+
+
+def test_expressions_tell_apart_names_equal_up_to_dots():
+    """``a.b_c`` and ``a_b.c`` are different parameters in one expression."""
+    from gir.models.component import ComponentDef
+
+    line = ComponentDef("line_bc", "peak", lambda x, b_c: b_c + 0 * x, ("b_c",))
+    flat = ComponentDef("flat_c", "peak", lambda x, c: c + 0 * x, ("c",))
+    m = gm.Model()
+    m.add(line("a", b_c=2.0))
+    m.add(flat("a_b", c=5.0))
+    m.add(gm.Offset(y0="a.b_c + 10 * a_b.c"))
+    exe = gir.compile(m, target="numpy")
+    y = exe(exe.theta0, energy=np.linspace(0, 1, 3))
+    np.testing.assert_allclose(y, 2.0 + 5.0 + 52.0)

@@ -315,10 +315,29 @@ def _placeholder(name: str) -> str:
     return name.replace(".", "_")
 
 
+def _encode(text: str) -> tuple[str, dict[str, str]]:
+    """``text`` with each dotted name replaced by an identifier (placeholder -> name).
+
+    The identifier is the name with dots as underscores (columns in error
+    messages stay right), numbered on where that meets another name of the text
+    (``a.b_c`` and ``a_b.c``, or ``p1.A`` and ``p1_A``).
+    """
+    dotted = list(dict.fromkeys(DOTTED.findall(text)))
+    taken = set(re.findall(r"[A-Za-z_]\w*", DOTTED.sub(" ", text)))
+    ids: dict[str, str] = {}
+    for ref in dotted:
+        ident, k = _placeholder(ref), 1
+        while ident in taken:
+            ident, k = f"{_placeholder(ref)}_{k}", k + 1
+        taken.add(ident)
+        ids[ref] = ident
+    return DOTTED.sub(lambda m: ids[m.group()], text), {i: r for r, i in ids.items()}
+
+
 def _check_syntax(name: str, spec: Spec) -> None:
     if isinstance(spec, str):
         try:
-            parse_expr(DOTTED.sub(lambda m: _placeholder(m.group()), spec))
+            parse_expr(_encode(spec)[0])
         except GirError as e:
             raise GirError(f"parameter {name!r}: {e}") from None
 
@@ -440,11 +459,11 @@ class _GraphBuilder:
         return value
 
     def expression(self, name: str, text: str, on: str) -> Value:
-        refs = {_placeholder(r): r for r in DOTTED.findall(text)}
+        source, refs = _encode(text)
         for ref in refs.values():
             if ref not in self.specs:
                 raise GirError(f"parameter {name!r}: unknown parameter {ref!r} in {text!r}")
-        g = parse_expr(DOTTED.sub(lambda mt: _placeholder(mt.group()), text), name=_placeholder(name))
+        g = parse_expr(source, name=_placeholder(name))
         args = []
         for v in g.inputs:
             ref = refs.get(v.name, v.name)

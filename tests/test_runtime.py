@@ -181,3 +181,18 @@ def test_compiling_keeps_freed_memory_unless_told_not_to(setting, kept):
         env["GIR_KEEP_FREED_MEMORY"] = setting
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == [kept]
+
+
+def test_clear_cache_on_disk(tmp_path, monkeypatch):
+    from available import require_target
+
+    require_target("numba")
+    monkeypatch.setenv("GIR_CACHE_DIR", str(tmp_path))
+    g = gir.expr("a * x + 0.25", x="E")
+    gir.clear_cache()
+    gir.compile(g, target="numba")
+    assert any((tmp_path / "numba").iterdir())
+    gir.clear_cache(disk=True)
+    assert not (tmp_path / "numba").exists()
+    assert gir.cache_info()["artifacts"]["size"] == 0
+    np.testing.assert_allclose(gir.compile(g, target="numba")([2.0], x=np.ones(3)), 2.25)

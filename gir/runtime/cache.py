@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -44,6 +47,18 @@ def cache_info() -> dict[str, dict[str, int]]:
     return {c.name: c.info() for c in (GRAPHS, ARTIFACTS)}
 
 
-def clear_cache() -> None:
+def disk_cache_dir() -> Path:
+    """Where generated kernel modules (and Numba's machine code for them) are kept between processes:
+    ``$GIR_CACHE_DIR/numba``, by default ``~/.cache/gir/numba``."""
+    root = os.environ.get("GIR_CACHE_DIR")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "gir"
+    return base / "numba"
+
+
+def clear_cache(disk: bool = False) -> None:
+    """Empty both in-memory levels; with ``disk``, also delete the kernels kept on disk
+    (new processes then compile them again)."""
     for c in (GRAPHS, ARTIFACTS):
         c.clear()
+    if disk:
+        shutil.rmtree(disk_cache_dir(), ignore_errors=True)

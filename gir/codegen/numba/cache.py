@@ -27,6 +27,8 @@ from types import ModuleType
 import llvmlite.binding
 import numba
 
+from gir.runtime.cache import disk_cache_dir
+
 _HELPER_FILES = ("support.py", "fastexp.py", "faddeeva.py")
 
 #: LLVM options set once per process, before any kernel compiles. Numba cannot mark array
@@ -36,13 +38,6 @@ _HELPER_FILES = ("support.py", "fastexp.py", "faddeeva.py")
 LLVM_OPTIONS = ("-vectorize-memory-check-threshold=4096",)
 for _option in LLVM_OPTIONS:
     llvmlite.binding.set_option("gir", _option)
-
-
-def cache_dir() -> Path:
-    """Where generated kernel modules (and Numba's cache of them) live."""
-    root = os.environ.get("GIR_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "gir"
-    return base / "numba"
 
 
 @functools.cache
@@ -79,7 +74,7 @@ def load_module(source: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     try:
-        path = _write(cache_dir(), key, source)
+        path = _write(disk_cache_dir(), key, source)
     except OSError:  # an unwritable cache folder: fall back to the temporary folder
         path = _write(Path(tempfile.gettempdir()) / f"gir-numba-{os.getuid()}", key, source)
     spec = importlib.util.spec_from_file_location(name, path)

@@ -184,3 +184,41 @@ def test_parameters_acting_through_one_value_share_a_tangent(scan_axis, direct, 
     arrays = {"t": np.linspace(0, 2, 7), "x": np.linspace(-1, 2, 11)}
     theta = np.array([0.5, 0.4, 1.7, 0.6])
     assert_columns_close(exe.jacobian(theta, mode="forward", **arrays), central(exe, theta, **arrays))
+
+
+@st.composite
+def graphs_through_a_time_value(draw):
+    """A random [T] value of parameters a, b, c (an inner random graph) feeding a random graph on
+    (T, E) that may sum, scan or flip along either axis: material for shared tangents."""
+    inner = draw(random_graphs(max_nodes=6, max_outputs=1, params=("a", "b", "c"), arrays={"t": ("T",)}))
+    outer = draw(
+        random_graphs(
+            max_nodes=8, max_outputs=1, params=("d",), arrays={"v": ("T",), "x": ("E",), "z": ("T", "E")}
+        )
+    )
+    TE, T = Type("f64", ("T", "E")), Type("f64", ("T",))
+    b = gir.Builder(("T", "E"))
+    ins = {"t": b.input("t", T), "x": b.input("x", Type("f64", ("E",))), "z": b.input("z", TE)}
+    ins.update({n: b.input(n) for n in "abcd"})
+    (u,) = b.call(inner, *(ins[v.name] for v in inner.inputs))
+    a_b_t = b.op("mul", b.const(0.01), ins["a"], ins["b"], ins["t"])
+    ins["v"] = vt = b.op("add", u, b.op("mul", b.const(0.1), ins["t"]), a_b_t)  # [T], on a and b at least
+    (y,) = b.call(outer, *(ins[v.name] for v in outer.inputs))
+    term = b.op("mul", vt, ins["x"])  # on (T, E), through v
+    if draw(st.booleans()):
+        term = b.op(draw(st.sampled_from(["cumsum", "flip"])), term, axis=draw(st.sampled_from("TE")))
+    return b.build(b.op("add", y, term), "through")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(graphs_through_a_time_value(), st.data())
+def test_shared_tangents_agree_with_reverse_mode(g, data):
+    """Forward mode (sharing tangents where it can) equals reverse mode, element by element."""
+    inputs = data.draw(random_inputs(g))
+    theta = np.array([inputs.pop(p.name) for p in g.params], dtype=float)
+    exe = gir.compile(g, "numpy", passes="O0")
+    forward = exe.jacobian(theta, mode="forward", **inputs)
+    reverse = exe.jacobian(theta, mode="reverse", **inputs)
+    np.testing.assert_allclose(forward, reverse, rtol=1e-10, atol=1e-10 * (1 + np.max(np.abs(reverse))))

@@ -67,13 +67,27 @@ def test_max_nfev_and_fixed_scale():
     np.testing.assert_allclose(scaled.x, free.x, rtol=1e-7)
 
 
+def test_no_tolerance_ends_when_no_step_reduces_the_cost():
+    out = levmar(decay, np.array([1.0, 0.5, 0.0]), decay_jac, ftol=0, xtol=0, gtol=0)
+    assert out.status == 0 and not out.success and "no step reduces the cost" in out.message
+    ref = scipy_least_squares(decay, [1.0, 0.5, 0.0], decay_jac, **TIGHT)
+    np.testing.assert_allclose(out.x, ref.x, rtol=1e-9)
+
+
 def test_bad_input():
+    x0 = np.array([1.0, 0.5, 0.0])
     with pytest.raises(InputError, match="outside the bounds"):
-        levmar(decay, np.array([1.0, 0.5, 0.0]), decay_jac, ([0, 0, 0.5], [10, 10, 10]))
+        levmar(decay, x0, decay_jac, ([0, 0, 0.5], [10, 10, 10]))
     with pytest.raises(InputError, match="x_scale"):
-        levmar(decay, np.array([1.0, 0.5, 0.0]), decay_jac, x_scale=[1.0, 0.0, 1.0])
+        levmar(decay, x0, decay_jac, x_scale=[1.0, 0.0, 1.0])
+    with pytest.raises(InputError, match="x_scale needs a number or 3 numbers"):
+        levmar(decay, x0, decay_jac, x_scale=[1.0, 2.0])
+    with pytest.raises(InputError, match="bounds needs a number or 3 numbers"):
+        levmar(decay, x0, decay_jac, ([0, 0], [10, 10]))
     with pytest.raises(InputError, match="not finite"):
-        levmar(lambda x: decay(x) * np.nan, np.array([1.0, 0.5, 0.0]), decay_jac)
+        levmar(lambda x: decay(x) * np.nan, x0, decay_jac)
+    with pytest.raises(InputError, match=r"Jacobian is not finite in column\(s\) \[1\]"):
+        levmar(decay, x0, lambda x: decay_jac(x) * [1.0, np.inf, 1.0])
     exe = compiled("1d", "numpy")
     data = exe(exe.theta0, **arrays_of("1d"))
     with pytest.raises(InputError, match="'loss'"):
@@ -109,3 +123,24 @@ def test_normal_equations_match_blas(n, order):
     np.testing.assert_allclose(a, jac.T @ jac, rtol=1e-12, atol=1e-12 * np.abs(jac.T @ jac).max())
     np.testing.assert_allclose(g, jac.T @ r, rtol=1e-12, atol=1e-12 * np.abs(jac.T @ r).max())
     assert np.array_equal(a, a.T)
+
+
+def test_a_kernel_width_clipped_to_its_zero_bound_is_a_rejected_step():
+    """A step onto SD = 0, where the model is undefined, is refused; the fit still converges
+    (heavy damping after the refusals does not pass for convergence)."""
+    from gir import models as gm
+
+    P = gm.Param
+    m = gm.Model(axes=("time", "energy"))
+    m.add(gm.GLP("p1", A=10.0, x0=P(84.0, bounds=(80, 88)), F=1.0, m=0.3))
+    m.dynamics(
+        "p1.x0",
+        [gm.expFun(A=P(0.5, bounds=(-5, 5)), tau=P(1.0, bounds=(0.05, 20)), t0=0.0)],
+        irf=gm.gaussCONV(SD=P(0.3, bounds=(0, 5))),
+    )
+    exe = gir.compile(m, target="numpy")
+    arrays = {"energy": np.linspace(80, 88, 200), "time": np.linspace(-1, 4, 60)}
+    data = exe(exe.theta0, **arrays)
+    start = exe.theta0 * [1.0, 1.1, 0.9, 0.02]  # SD 0.006: far below the time step of 0.085
+    r = gir.fit.least_squares(exe, data, theta0=start, method="levmar", **arrays)
+    np.testing.assert_allclose(r.x, exe.theta0, rtol=1e-7)

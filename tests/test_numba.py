@@ -597,6 +597,11 @@ def test_call_into_writes_the_given_arrays(target):
     np.testing.assert_array_equal(strided, outs[0])
     with pytest.raises(gir.GirError, match="shape \\(3,\\)"):
         exe.call_into([np.empty(4), *outs[1:]], x=xs, p=3.0)
+    frozen = np.empty(3)
+    frozen.flags.writeable = False
+    for bad in (frozen, np.empty(3, dtype=np.int64)):
+        with pytest.raises(gir.GirError, match="writeable array taking float64"):
+            exe.call_into([bad, *outs[1:]], x=xs, p=3.0)
 
 
 def _scans_graph(n: int = 3):

@@ -444,3 +444,18 @@ graph @main(%x: f64[E], %a: f64, %b: f64) -> (f64[E], f64[E], f64[E], f64[E]) {
     inputs = {"x": X, "a": 0.5, "b": -2.0}
     assert_same(evaluate(g, inputs), evaluate(out, inputs))
     assert gir.dump(gir.optimize(out, "share")) == gir.dump(out)
+
+
+def test_dividing_by_a_reciprocal_needs_finite_math():
+    """``(x - c) / F`` with a scalar F becomes one division and a product per point under
+    finite_math only: for a subnormal F, ``1/F`` overflows where the quotient may not."""
+    g = gir.expr("(x - c) / F", x="E")
+    plain = gir.optimize(g, "simplify", verify=True)
+    assert sorted(n.op for n in plain.nodes) == ["div", "sub"]
+    fast = gir.optimize(g, "simplify{finite_math}", verify=True)
+    divs = [n for n in fast.nodes if n.op == "div"]
+    assert len(divs) == 1 and divs[0].output.type.axes == ()
+    x = np.linspace(1e-12, 1e-10, 5)
+    exe = gir.compile(g, "numpy", passes="simplify")
+    theta = [{"c": 0.0, "F": 1e-310}[n] for n in exe.param_names]
+    np.testing.assert_array_equal(exe(theta, x=x), x / 1e-310)  # finite: up to 1e300

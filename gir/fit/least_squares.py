@@ -1,4 +1,5 @@
-"""``gir.fit.least_squares``: scipy.optimize.least_squares with gir's analytic Jacobian."""
+"""``gir.fit.least_squares``: gir's Levenberg-Marquardt (or scipy.optimize.least_squares) with the
+analytic Jacobian."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gir.errors import InputError
 from gir.fit.problem import Dataset, Problem, build_problem
 from gir.fit.result import FitResult, make_result
 
-#: Defaults passed to scipy.optimize.least_squares (override with the same keywords).
+#: Default solver options (override with the same keywords).
 DEFAULTS: dict[str, Any] = {"ftol": 1e-8, "xtol": 1e-8, "gtol": 1e-8, "x_scale": "jac"}
 METHODS = ("trf", "dogbox", "lm", "levmar")
 #: The options :func:`gir.fit.levmar.levmar` takes (scipy's others, such as ``loss``, are refused).
@@ -54,8 +55,10 @@ def least_squares(
       some names); default the model's start values. ``bounds``: ``(lo, hi)``
       vectors or a mapping name -> (lo, hi); default the model's bounds.
       ``fixed``: a mapping name -> value of parameters held constant.
-    - ``method``: ``"trf"`` (default), ``"dogbox"`` or ``"lm"`` (MINPACK,
-      no bounds: the model's default bounds are dropped with a warning).
+    - ``method``: ``"levmar"`` (default: Levenberg-Marquardt on the normal
+      equations, with bounds; :mod:`gir.fit.levmar`), or scipy's ``"trf"``,
+      ``"dogbox"`` or ``"lm"`` (MINPACK, no bounds: the model's default bounds
+      are dropped with a warning).
     - ``window``: axis name -> (lo, hi): fit only that part of the grid. The
       axis arrays are cut before evaluation, except along axes the model
       couples (the time axis of a model with an instrument response, which
@@ -70,8 +73,8 @@ def least_squares(
       Jacobian call is then free); ``"lazy"`` evaluates the value alone and
       the Jacobian only where the optimizer asks for it.
     - ``ftol``, ``xtol``, ``gtol`` (default 1e-8), ``max_nfev``, ``x_scale``
-      (default ``"jac"``) and ``options`` (more keywords) go to
-      scipy.optimize.least_squares.
+      (default ``"jac"``) go to the solver; ``options`` (more keywords) to
+      scipy.optimize.least_squares (``levmar`` takes no others).
     """
     ds = Dataset(
         exe_or_model,
@@ -137,7 +140,7 @@ def _bounds_for(problem: Problem, method: str, explicit: bool) -> tuple[np.ndarr
         return lo, hi
     if finite:
         if explicit:
-            raise InputError("method 'lm' does not support bounds; use method='trf'")
+            raise InputError("method 'lm' does not support bounds; use method='levmar' or 'trf'")
         warnings.warn("method 'lm' ignores the model's parameter bounds", RuntimeWarning, stacklevel=4)
     return None
 
@@ -167,7 +170,8 @@ def solve(
     explicit_bounds: bool = False,
     keep_jac: bool = True,
 ) -> FitResult:
-    """Minimize the problem's residual with scipy.optimize.least_squares (or variable projection)."""
+    """Minimize the problem's residual with ``method`` (see :func:`least_squares`), or by variable
+    projection."""
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if jacobian not in ("eager", "lazy"):

@@ -19,13 +19,23 @@ scaled J well below 1e8), and a singular system only raises the damping.
   ``lam`` by ``max(1/3, 1 - (2 rho - 1)^3)``, rejected ones grow it by 2, 4, 8, ...
 - Bounds: a trial point is projected onto the box; a parameter at a bound
   whose gradient points out of the box is left out of the step (projected
-  LM). Converged parameters may sit on a bound (``active_mask``).
+  LM). Converged parameters may sit on a bound (``active_mask``). Where
+  ``fun`` raises an InputError at the trial point (a kernel width of 0 on its
+  bound: the model is undefined there), the parameters that left the box go
+  half the way to their bound, then a quarter, ..., the others solved for
+  again with them there; a trial point where the residual is not finite is a
+  rejected step.
 - Termination (scipy's meanings): ``gtol`` on the cosine between the
   residual and each free column, ``max |g_i| / (|J_i| |r|)``; ``ftol`` when
   both the actual and the predicted relative reductions of the cost are
   below it on an accepted step; ``xtol`` when every parameter's step is small,
   ``|h_i| <= xtol (xtol + |x_i|)`` (per parameter, not scipy's norm over all, in
-  which the parameters of large columns hide the others).
+  which the parameters of large columns hide the others). A step is only small
+  because of heavy damping after rejected trials (a model that is nonlinear
+  across the step) as often as because the minimum is near, so both tests
+  also need the undamped (Gauss-Newton) step from the current point to pass
+  them: its predicted reduction below ``ftol`` of the cost, or each of its
+  components within ``xtol``.
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ MESSAGES = {
     3: "xtol termination condition is satisfied",
     4: "both ftol and xtol termination conditions are satisfied",
 }
+#: Damping beyond which no step is tried: the step is then below any tolerance.
+MAX_DAMPING = 1e300
 
 
 def levmar(
@@ -72,28 +84,28 @@ def levmar(
     """
     x = np.asarray(x0, dtype=np.float64).copy()
     n = x.size
-    lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), (n,)) for b in bounds)
+    lo, hi = (_per_parameter(b, n, "bounds") for b in bounds)
     if np.any((x < lo) | (x > hi)):
         raise InputError("levmar: the start point lies outside the bounds")
     max_nfev = 100 * n if max_nfev is None else int(max_nfev)
     fixed_scale = not (isinstance(x_scale, str) and x_scale == "jac")
     if fixed_scale:
-        scale = np.broadcast_to(np.asarray(x_scale, dtype=np.float64), (n,))
+        scale = _per_parameter(x_scale, n, "x_scale")
         if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
             raise InputError("x_scale must be 'jac' or positive finite numbers")
         d = 1.0 / scale
     r = np.asarray(fun(x), dtype=np.float64)
     if not np.all(np.isfinite(r)):
         raise InputError("levmar: the residual at the start point is not finite")
-    J = jac(x)
     nfev = njev = 1
     cost = 0.5 * float(r @ r)
-    A, g = normal_equations(J, r)
+    A, g = _normal_equations(jac(x), r)
     col = np.sqrt(np.diag(A))
     if not fixed_scale:
         d = np.where(col > 0, col, 1.0)
+    near = _near_minimum(A, g, d, x, lo, hi, cost, ftol, xtol)
     lam, nu = damping, 2.0
-    status = None
+    status, message = None, None
     while status is None:
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
         rnorm = np.sqrt(2.0 * cost)
@@ -105,18 +117,32 @@ def levmar(
         if nfev >= max_nfev:
             status = 0
             break
-        h = np.zeros(n)
+        if lam > MAX_DAMPING:
+            status, message = 0, "no step reduces the cost (the damping exceeds 1e300)"
+            break
         try:
-            factor = scipy.linalg.cho_factor(A[np.ix_(free, free)] + lam * np.diag(d[free] ** 2))
-            h[free] = scipy.linalg.cho_solve(factor, -g[free])
+            h = _step(A, g, lam * d**2, free)
         except np.linalg.LinAlgError:
             lam, nu = lam * nu, nu * 2.0
             continue
-        x_new = np.clip(x + h, lo, hi)
+        out = free & ((x + h < lo) | (x + h > hi))
+        edge = np.clip(x + h, lo, hi) - x
+        toward = 1.0  # how far the parameters leaving the box go to their bound
+        while True:
+            if toward < 1.0:  # they go part of the way; the others are solved for again, with them there
+                h = _step(A, g, lam * d**2, free & ~out, np.where(out, toward * edge, 0.0))
+            x_new = np.clip(x + h, lo, hi)
+            nfev += 1
+            try:
+                r_new = np.asarray(fun(x_new), dtype=np.float64)
+                break
+            except InputError:  # the model is undefined there (a width on its bound of 0)
+                if not out.any() or nfev >= max_nfev:
+                    r_new = np.full(1, np.inf)
+                    break
+                toward *= 0.5
         h = x_new - x
         predicted = -float(g @ h + 0.5 * h @ (A @ h))
-        r_new = np.asarray(fun(x_new), dtype=np.float64)
-        nfev += 1
         cost_new = 0.5 * float(r_new @ r_new) if np.all(np.isfinite(r_new)) else np.inf
         actual = cost - cost_new
         rho = actual / predicted if predicted > 0 else -1.0
@@ -124,18 +150,20 @@ def levmar(
         if rho > 1e-4:
             small_f = actual < ftol * cost and predicted < ftol * cost
             x, r, cost = x_new, r_new, cost_new
-            J = jac(x)
             njev += 1
-            A, g = normal_equations(J, r)
+            A, g = _normal_equations(jac(x), r)
             col = np.sqrt(np.diag(A))
             if not fixed_scale:
                 d = np.maximum(d, col)
-            lam *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+            lam = max(lam * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 1e-300)
             nu = 2.0
+            near = _near_minimum(A, g, d, x, lo, hi, cost, ftol, xtol)
+            small_f, small_step = small_f and near[0], small_step and near[1]
             if small_f:
                 status = 4 if small_step else 2
         else:
             lam, nu = lam * nu, nu * 2.0
+            small_step = small_step and near[1]
         if status is None and small_step:
             status = 3
     active = np.where(x <= lo, -1, np.where(x >= hi, 1, 0))
@@ -148,6 +176,44 @@ def levmar(
         nfev=nfev,
         njev=njev,
         status=status,
-        message=MESSAGES[status],
+        message=message or MESSAGES[status],
         success=status > 0,
     )
+
+
+def _step(A, g, damping, free, fixed=None) -> np.ndarray:
+    """The damped step ``(A + diag(damping)) h = -g`` over the ``free`` parameters; the others move
+    by ``fixed`` (default 0)."""
+    h = np.zeros(len(g)) if fixed is None else fixed.copy()
+    rhs = -(g + A @ h)[free]
+    factor = scipy.linalg.cho_factor(A[np.ix_(free, free)] + np.diag(damping[free]))
+    h[free] = scipy.linalg.cho_solve(factor, rhs)
+    return h
+
+
+def _near_minimum(A, g, d, x, lo, hi, cost: float, ftol: float, xtol: float) -> tuple[bool, bool]:
+    """Whether the Gauss-Newton step from ``x`` (of the parameters not held by a bound; minimum
+    norm in the scaled variables) predicts a reduction of the cost below ``ftol`` of it, and
+    whether each of its components is within ``xtol``."""
+    free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
+    df, gf = d[free], g[free]
+    h = np.linalg.lstsq(A[np.ix_(free, free)] / np.outer(df, df), -gf / df, rcond=None)[0] / df
+    predicted = -0.5 * float(gf @ h)
+    return predicted <= ftol * cost, bool(np.all(np.abs(h) <= xtol * (xtol + np.abs(x[free]))))
+
+
+def _per_parameter(value: Any, n: int, what: str) -> np.ndarray:
+    """A number or n numbers, as n floats."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim > 1 or arr.size not in (1, n):
+        raise InputError(f"levmar: {what} needs a number or {n} numbers (one a parameter), got {arr.shape}")
+    return np.broadcast_to(arr.reshape(-1), (n,))
+
+
+def _normal_equations(jac: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(J^T J, J^T r)``; an InputError names the columns of J that are not finite (or overflow)."""
+    A, g = normal_equations(jac, r)
+    if not (np.all(np.isfinite(A)) and np.all(np.isfinite(g))):
+        bad = np.flatnonzero(~np.isfinite(np.diag(A)) | ~np.isfinite(g)).tolist()
+        raise InputError(f"levmar: the Jacobian is not finite in column(s) {bad}")
+    return A, g

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gir.errors import InputError
+from gir.runtime.executable import on_axes
 
 _REDUCING = ("sum", "mean", "cumsum", "flip")
 
@@ -76,20 +77,6 @@ def derivative_executable(exe, wrt: tuple[str, ...]):
 
 
 # -- one data set on its grid --------------------------------------------------------
-
-
-def _expand(
-    value: Any, axes: tuple[str, ...], grid_axes: tuple[str, ...], shape: tuple[int, ...]
-) -> np.ndarray:
-    """A result on ``axes`` (an ordered subset of the grid's) broadcast to the grid."""
-    v = np.asarray(value, dtype=np.float64)
-    if axes == grid_axes:
-        return v
-    order = [a for a in grid_axes if a in axes]
-    if list(axes) != order:
-        v = np.transpose(v, [axes.index(a) for a in order])
-    v = v.reshape([n if a in axes else 1 for a, n in zip(grid_axes, shape, strict=True)])
-    return np.broadcast_to(v, shape)
 
 
 class Evaluation:
@@ -293,7 +280,7 @@ class Evaluation:
         exe.call_into(outs, theta, **self.inputs)
         for v, out, flat in zip(outputs, outs, flats, strict=True):
             if not (direct and v.type.axes == self.grid_axes):
-                self._flat(_expand(out, v.type.axes, self.grid_axes, self.eval_shape), flat)
+                self._flat(on_axes(out, v.type.axes, self.grid_axes, self.eval_shape), flat)
 
     def value(self, theta: np.ndarray) -> np.ndarray:
         """The model on the window, flat (C order of the grid)."""
@@ -458,11 +445,12 @@ class PreparedDataset:
         (into ``out`` if given)."""
         if self.mask is None:
             return self.ev.value_and_columns(theta, wrt, out, y)
-        y, jac = self.ev.value_and_columns(theta, wrt)
+        full, jac = self.ev.value_and_columns(theta, wrt)
+        y = full[self.mask] if y is None else np.take(full, self.mask, out=y)
         if out is None:
-            return y[self.mask], np.asfortranarray(jac[self.mask])
+            return y, np.asfortranarray(jac[self.mask])
         out[:] = jac[self.mask]
-        return y[self.mask], out
+        return y, out
 
 
 class Problem:
@@ -556,6 +544,7 @@ class Problem:
         pos = {c: j for j, c in enumerate(cols_t)}
         single = len(self.datasets) == 1
         if reuse:
+            self._jac_cache.pop(cols_t, None)  # its arrays may be the buffers overwritten below
             if cols_t not in self._buffers:
                 self._buffers[cols_t] = (np.empty(self.n), np.empty((self.n, len(cols_t)), order="F"))
             y_out, jac = self._buffers[cols_t]

@@ -40,17 +40,22 @@ def covariance(jac: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
     From the normal matrix with unit diagonal, ``S = D^-1 J^T J D^-1`` (``D`` the
     column norms), by eigendecomposition: P x P work after one product ``J^T J``,
     where an SVD of J costs as much as a dozen model evaluations on a large grid.
-    Directions with eigenvalue below ``P * eps`` of the largest (scaled columns
-    dependent to about 1e-7) are left out, and parameters in them get NaN.
+    When S is so ill-conditioned (smallest eigenvalue below 1e-8 of the largest)
+    that forming it lost digits, from the SVD of ``J D^-1`` instead. Directions
+    with a singular value below ``max(n, P) * eps`` of the largest are left out,
+    and parameters in them get NaN.
     """
-    p = jac.shape[1]
+    m, p = jac.shape
     if jac.size == 0:
         return np.zeros((p, p)), False
     a = jac.T @ jac
     d = np.sqrt(np.diag(a))
     d = np.where(d > 0, d, 1.0)
     w, v = np.linalg.eigh(a / np.outer(d, d))
-    keep = w > p * np.finfo(float).eps * w[-1]
+    if w[0] < 1e-8 * w[-1]:
+        _, sv, vt = np.linalg.svd(jac / d, full_matrices=False)
+        w, v = sv[::-1] ** 2, vt[::-1].T  # ascending, as from eigh
+    keep = w > (max(m, p) * np.finfo(float).eps) ** 2 * w[-1]
     vk = v[:, keep]
     cov = (vk / w[keep]) @ vk.T / np.outer(d, d)
     deficient = not keep.all()

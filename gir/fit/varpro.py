@@ -4,8 +4,9 @@ The model is split into nonlinear parameters ``a`` and parameters ``c`` it is
 jointly affine in (found by :func:`gir.passes.linearity.linear_parameters`):
 ``y(a, c) = y0(a) + Phi(a) c``. For given ``a``, the best ``c*(a)`` solves
 the linear least-squares problem ``min |W (Phi c - (d - y0))|``; the outer
-optimizer (scipy.optimize.least_squares on ``a`` only, with ``a``'s bounds)
-minimizes the projected residual ``r(a) = W (y(a, c*) - d) = -P_perp W (d - y0)``.
+optimizer (``levmar`` or scipy's ``trf``/``lm``, on ``a`` only, with ``a``'s
+bounds) minimizes the projected residual
+``r(a) = W (y(a, c*) - d) = -P_perp W (d - y0)``.
 
 ``Phi = dy/dc`` is the forward-mode Jacobian with respect to ``c``: exact and
 independent of ``c`` because ``y`` is affine in ``c``, so one evaluation at
@@ -184,8 +185,9 @@ def solve_varpro(
     if non:
         b = None if bounds is None else (bounds[0][non], bounds[1][non])
         opts = dict(scipy_options)
-        if isinstance(opts.get("x_scale"), np.ndarray):
-            opts["x_scale"] = opts["x_scale"][non]
+        scale = opts.get("x_scale")
+        if not isinstance(scale, str) and np.ndim(scale) == 1 and np.size(scale) == problem.nfree:
+            opts["x_scale"] = np.asarray(scale)[non]  # one per free parameter: the nonlinear ones
         out = minimize(proj.residual, x0[non], proj.jacobian, method, b, opts)
         a = out.x
         proj.solve(a)

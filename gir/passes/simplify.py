@@ -4,10 +4,12 @@ Exact rules always apply. Some identities hold only for finite values: with
 ``finite_math`` (like a C compiler's ``-ffinite-math-only``: the program
 promises no value is ever inf or nan) they apply everywhere; without it
 ``x*0 -> 0``, ``x-x -> 0`` and ``x**0.5 -> sqrt x`` apply only where the
-operands are provably finite, and ``exp(log x) -> x``, ``log(exp x) -> x`` and
-``x**-0.5 -> 1/sqrt x`` not at all. Combining constants, ``x/c -> x*(1/c)``
-and ``x/y -> x*(1/y)`` (where ``y`` varies over fewer axes than the result,
-or ``1/y`` is computed anyway) may change the last bits of a result, as any
+operands are provably finite, and ``exp(log x) -> x``, ``log(exp x) -> x``,
+``x**-0.5 -> 1/sqrt x`` and ``x/y -> x*(1/y)`` (where ``y`` varies over fewer
+axes than the result, or ``1/y`` is computed anyway; like ``-freciprocal-math``:
+``1/y`` overflows for a subnormal ``y`` where ``x/y`` may not) not at all.
+Combining constants, ``x/c -> x*(1/c)`` (for a finite, normal ``1/c``) and
+the reciprocal rule may change the last bits of a result, as any
 reassociation does.
 """
 
@@ -157,12 +159,12 @@ def div_constant(node: Node, b: RewriteBuilder) -> Value | None:
 
 
 @rewrite("div", group="simplify")
-def div_reciprocal(node: Node, b: RewriteBuilder) -> Value | None:
+def div_reciprocal(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
     """``x / y -> x * (1/y)`` where that saves divisions: ``y`` varies over fewer axes than the
     result (``(E - x0) / F``: one division, then a multiplication per point), or ``1/y`` is
-    computed anyway (a quotient rule next to its value)."""
+    computed anyway (a quotient rule next to its value). With ``finite_math`` only."""
     x, y = node.inputs
-    if node.output.type.dtype != "f64" or y.type.dtype != "f64" or b.constant(x) == 1.0:
+    if not finite_math or node.output.type.dtype != "f64" or y.type.dtype != "f64" or b.constant(x) == 1.0:
         return None
     if b.constant(y) is not None:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,12 @@ def cache_info() -> dict[str, dict[str, int]]:
     return {c.name: c.info() for c in (GRAPHS, ARTIFACTS)}
 
 
-def disk_cache_dir() -> Path:
+def disk_cache_dir(fallback: bool = False) -> Path:
     """Where generated kernel modules (and Numba's machine code for them) are kept between processes:
-    ``$GIR_CACHE_DIR/numba``, by default ``~/.cache/gir/numba``."""
+    ``$GIR_CACHE_DIR/numba``, by default ``~/.cache/gir/numba``; with ``fallback``, the folder in
+    the temporary directory used when that one cannot be written."""
+    if fallback:
+        return Path(tempfile.gettempdir()) / f"gir-numba-{os.getuid()}"
     root = os.environ.get("GIR_CACHE_DIR")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "gir"
     return base / "numba"
@@ -61,4 +65,5 @@ def clear_cache(disk: bool = False) -> None:
     for c in (GRAPHS, ARTIFACTS):
         c.clear()
     if disk:
-        shutil.rmtree(disk_cache_dir(), ignore_errors=True)
+        for folder in (disk_cache_dir(), disk_cache_dir(fallback=True)):
+            shutil.rmtree(folder, ignore_errors=True)

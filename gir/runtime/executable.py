@@ -53,15 +53,21 @@ class Executable:
         The Numba targets write into C-contiguous float arrays of the output's
         dtype directly (no copy, no allocation); otherwise the results are copied.
         """
-        args, sizes = self._arguments(theta, inputs, batch=False)
+        self._into(outs, *self._arguments(theta, inputs, batch=False))
+
+    def _into(self, outs: Sequence[np.ndarray], args: list, sizes: dict[str, int]) -> None:
         if len(outs) != len(self.graph.outputs):
             raise InputError(f"call_into: {len(self.graph.outputs)} output arrays needed, got {len(outs)}")
         direct = []
         for v, out in zip(self.graph.outputs, outs, strict=True):
-            shape = tuple(sizes[a] for a in v.type.axes)
+            shape, dtype = tuple(sizes[a] for a in v.type.axes), _NP_DTYPES[v.type.dtype]
             if not isinstance(out, np.ndarray) or out.shape != shape:
                 raise InputError(f"call_into: output {v.name!r} needs an array of shape {shape}")
-            if out.dtype == _NP_DTYPES[v.type.dtype] and out.flags.c_contiguous and out.flags.writeable:
+            if not out.flags.writeable or not np.can_cast(dtype, out.dtype, "same_kind"):
+                raise InputError(
+                    f"call_into: output {v.name!r} needs a writeable array taking {dtype.__name__}"
+                )
+            if out.dtype == dtype and out.flags.c_contiguous:
                 direct.append(out.reshape(shape or (1,)))
         into = getattr(self._artifact, "call_into", None)
         if into is not None and len(direct) == len(outs):
@@ -146,7 +152,7 @@ class Executable:
         contiguous, and the kernel writes it in place.
         """
         fwd = self._derivative("forward")
-        _, sizes = self._arguments(theta, arrays, batch=False)
+        args, sizes = fwd._arguments(theta, arrays, batch=False)
         n, p = len(self.graph.outputs), len(self.param_names)
         outputs = self.graph.outputs
         values = [np.empty(tuple(sizes[a] for a in v.type.axes), _NP_DTYPES[v.type.dtype]) for v in outputs]
@@ -160,9 +166,9 @@ class Executable:
             else:  # a column constant along some axes: evaluated on its own, then broadcast
                 outs.append(np.empty(tuple(sizes[a] for a in w.type.axes), _NP_DTYPES[w.type.dtype]))
                 spread.append((outs[-1], w.type.axes, axes, target))
-        fwd.call_into(outs, theta, **arrays)
+        fwd._into(outs, args, sizes)
         for out, axes, to, target in spread:
-            target[...] = _on_axes(out, axes, to, target.shape)
+            target[...] = on_axes(out, axes, to, target.shape)
         values = [y if y.ndim else y.item() for y in values]
         return values, [np.moveaxis(block, 0, -1) for block in blocks]
 
@@ -252,8 +258,12 @@ class Executable:
         return results[0] if len(results) == 1 else tuple(results)
 
 
-def _on_axes(value: Any, axes: tuple[str, ...], to: tuple[str, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """A result over ``axes`` broadcast to the shape of a result over ``to`` (a superset)."""
+def on_axes(value: Any, axes: tuple[str, ...], to: tuple[str, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """A result over ``axes`` (a subset of ``to``, in any order) broadcast to ``shape``, over ``to``."""
+    value = np.asarray(value)
+    order = [a for a in to if a in axes]
+    if list(axes) != order:
+        value = np.transpose(value, [axes.index(a) for a in order])
     value = np.reshape(value, [n if a in axes else 1 for a, n in zip(to, shape, strict=True)])
     return np.broadcast_to(value, shape)
 

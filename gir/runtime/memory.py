@@ -39,5 +39,8 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
-    mmap = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    return bool(mmap) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    kept = [
+        mallopt(option, value)
+        for option, value in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    ]
+    return all(kept)

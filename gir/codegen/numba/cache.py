@@ -4,13 +4,14 @@ Numba caches compiled code next to the source file of a function (in its
 ``__pycache__``), keyed by the file's path and modification time. So each
 generated kernel is written once to ``<cache dir>/gir_<key>.py`` and imported
 from there. The key hashes the module source (which spells out the graph
-structure and the options), the Numba version and the source of the helper
-modules the kernel calls (Numba's cache would not notice those change). A new
+structure and the options), the Numba version, the LLVM options gir sets
+(:data:`LLVM_OPTIONS`) and the source of the helper modules the kernel calls
+(Numba's cache would not notice those change). A new
 process that compiles the same graph with the same options writes nothing,
 imports the same file and loads the machine code from Numba's cache.
 
 The folder is ``$GIR_CACHE_DIR/numba`` if ``GIR_CACHE_DIR`` is set, else
-``~/.cache/gir/numba``.
+``~/.cache/gir/numba`` (:func:`gir.runtime.cache.disk_cache_dir`).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def load_module(source: str) -> ModuleType:
     try:
         path = _write(disk_cache_dir(), key, source)
     except OSError:  # an unwritable cache folder: fall back to the temporary folder
-        path = _write(Path(tempfile.gettempdir()) / f"gir-numba-{os.getuid()}", key, source)
+        path = _write(disk_cache_dir(fallback=True), key, source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

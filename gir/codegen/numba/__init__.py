@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 
 from gir.codegen.numba.cache import load_module
@@ -97,13 +98,17 @@ class Compiled:
         self._scalar_inputs = [i for i, v in enumerate(graph.inputs) if not v.type.axes]
         unique = list(dict.fromkeys(graph.outputs))
         self._out_index = [unique.index(v) for v in graph.outputs]
+        self._out_types = [v.type for v in unique]
         positions = {v: tuple(graph.axes.index(a) for a in v.type.axes) for v in unique}
         self._layout = [_layout(positions[v], ndim) for v in graph.outputs]
+
+    def _sizes(self, inputs: list[Any]) -> dict[str, int]:
+        return {a: 1 if at is None else np.shape(inputs[at[0]])[at[1]] for a, at in self._axis_of.items()}
 
     def _scratch_for(self, inputs: list[Any]) -> list[np.ndarray]:
         if not self._scratch:
             return []
-        sizes = {a: 1 if at is None else inputs[at[0]].shape[at[1]] for a, at in self._axis_of.items()}
+        sizes = self._sizes(inputs)
         key = tuple(sizes.values())
         cached = getattr(self._local, "scratch", None)
         if cached is None or cached[0] != key:
@@ -129,7 +134,10 @@ class Compiled:
     def batch(self, args: Sequence[Any]) -> tuple:
         conv = [c(a) for c, a in zip(self._batch_convert, args, strict=True)]
         n = len(conv[self._scalar_inputs[0]]) if self._scalar_inputs else 1
-        outs = self._module.model_batch(n, *conv)
+        sizes = self._sizes(conv)
+        shapes = [tuple(sizes[a] for a in t.axes) or (1,) for t in self._out_types]
+        outs = [np.empty((n, *shape), _NP[t.dtype]) for shape, t in zip(shapes, self._out_types, strict=True)]
+        self._module.model_batch(n, max(1, min(n, numba.get_num_threads())), *conv, *outs)
         return tuple(f(outs[i], n) for f, i in zip(self._layout, self._out_index))
 
 

@@ -10,8 +10,12 @@ The module defines (all ``@njit(cache=True, error_model="numpy", nogil=True)``):
 - ``model(inputs..., scratch...)``: allocates the outputs, calls ``model_into``,
   returns them. The caller keeps the scratch arrays between calls, so large
   temporaries are not allocated (and page-faulted) again on every call.
-- ``model_batch(n_batch, inputs...)``: scalar inputs are length-B vectors;
-  ``prange`` over the batch, each iteration writing its slice of the outputs.
+- ``model_batch(n_batch, n_chunks, inputs..., outputs...)``: scalar inputs
+  are length-B vectors, outputs have a leading dimension B (the caller
+  allocates them: NumPy maps a large array with huge pages, a fraction of the
+  page faults); ``prange`` over ``n_chunks`` contiguous chunks of the batch
+  (one a thread), each with one set of scratch arrays, each evaluation
+  writing its slice of the outputs.
 
 Inside a kernel, arrays have minimal rank (one dimension per axis of their
 type, in graph axis order) and scalars are plain numbers. Every line that
@@ -36,6 +40,9 @@ _RESERVED = {name for names in HELPERS.values() for name in names} | {
     "model_into_serial",
     "model_batch",
     "n_batch",
+    "n_chunks",
+    "per",
+    "k",
     "b",
 }
 
@@ -171,21 +178,21 @@ class KernelWriter:
     def _batch(self) -> None:
         em = self.em
         em.line(self._decorator(True))
-        with em.block(f"def model_batch(n_batch, {', '.join(self._signature())}):"):
-            em.line('"""Evaluate for n_batch parameter sets (scalar inputs are vectors) in parallel."""')
+        outs = [self.out_param[v] for v in self.outputs]
+        with em.block(f"def model_batch(n_batch, n_chunks, {', '.join(self._signature() + outs)}):"):
+            em.line('"""n_batch parameter sets (scalar inputs are vectors), in n_chunks in parallel."""')
             self._sizes()
-            for v in self.outputs:
-                shape = self._shape(v, "n_batch")
-                em.line(f"{self.out_param[v]} = np.empty({shape}, {NP_DTYPE[v.type.dtype]})")
-            for v in self.temps:  # scratch arrays: one set per parallel evaluation
-                em.line(f"{self.array[v]} = np.empty({self._shape(v, 'n_batch')}, {NP_DTYPE[v.type.dtype]})")
+            for v in self.temps:  # scratch arrays: one set per chunk
+                shape, dtype = self._shape(v, "n_chunks"), NP_DTYPE[v.type.dtype]
+                em.line(f"{self.array[v]} = np.empty({shape}, {dtype})")
             into = "model_into_serial" if self.parallel else "model_into"
             args = [self.params[v] + ("" if v.type.axes else "[b]") for v in self.graph.inputs]
             args += [f"{self.out_param[v]}[b]" for v in self.outputs]
-            args += [f"{self.array[v]}[b]" for v in self.temps]
-            with em.block("for b in prange(n_batch):"):
-                em.line(f"{into}({', '.join(args)})")
-            em.line(f"return ({', '.join(self.out_param[v] for v in self.outputs)},)")
+            args += [f"{self.array[v]}[k]" for v in self.temps]
+            em.line("per = (n_batch + n_chunks - 1) // n_chunks")
+            with em.block("for k in prange(n_chunks):"):
+                with em.block("for b in range(k * per, min(n_batch, (k + 1) * per)):"):
+                    em.line(f"{into}({', '.join(args)})")
         em.line()
 
     # -- pieces ----------------------------------------------------------------

@@ -186,8 +186,8 @@ def _step(A, g, damping, free, fixed=None) -> np.ndarray:
     by ``fixed`` (default 0)."""
     h = np.zeros(len(g)) if fixed is None else fixed.copy()
     rhs = -(g + A @ h)[free]
-    factor = scipy.linalg.cho_factor(A[np.ix_(free, free)] + np.diag(damping[free]))
-    h[free] = scipy.linalg.cho_solve(factor, rhs)
+    factor = scipy.linalg.cho_factor(A[np.ix_(free, free)] + np.diag(damping[free]), check_finite=False)
+    h[free] = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
     return h
 
 
@@ -197,7 +197,11 @@ def _near_minimum(A, g, d, x, lo, hi, cost: float, ftol: float, xtol: float) -> 
     whether each of its components is within ``xtol``."""
     free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
     df, gf = d[free], g[free]
-    h = np.linalg.lstsq(A[np.ix_(free, free)] / np.outer(df, df), -gf / df, rcond=None)[0] / df
+    scaled = A[np.ix_(free, free)] / np.outer(df, df)
+    try:
+        h = np.linalg.solve(scaled, -gf / df) / df
+    except np.linalg.LinAlgError:  # singular: the minimum-norm step
+        h = np.linalg.lstsq(scaled, -gf / df, rcond=None)[0] / df
     predicted = -0.5 * float(gf @ h)
     return predicted <= ftol * cost, bool(np.all(np.abs(h) <= xtol * (xtol + np.abs(x[free]))))
 

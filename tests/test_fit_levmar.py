@@ -87,7 +87,7 @@ def test_bad_input():
     with pytest.raises(InputError, match="not finite"):
         levmar(lambda x: decay(x) * np.nan, x0, decay_jac)
     with pytest.raises(InputError, match=r"Jacobian is not finite in column\(s\) \[1\]"):
-        levmar(decay, x0, lambda x: decay_jac(x) * [1.0, np.inf, 1.0])
+        levmar(decay, x0, lambda x: decay_jac(x) + [0.0, np.inf, 0.0])
     exe = compiled("1d", "numpy")
     data = exe(exe.theta0, **arrays_of("1d"))
     with pytest.raises(InputError, match="'loss'"):

@@ -87,7 +87,7 @@ def test_bad_input():
     with pytest.raises(InputError, match="not finite"):
         levmar(lambda x: decay(x) * np.nan, x0, decay_jac)
     with pytest.raises(InputError, match=r"Jacobian is not finite in column\(s\) \[1\]"):
-        levmar(decay, x0, lambda x: decay_jac(x) + [0.0, np.inf, 0.0])
+        levmar(decay, x0, lambda x: decay_jac(x) + np.array([0.0, np.inf, 0.0]))
     exe = compiled("1d", "numpy")
     data = exe(exe.theta0, **arrays_of("1d"))
     with pytest.raises(InputError, match="'loss'"):
@@ -144,3 +144,45 @@ def test_a_kernel_width_clipped_to_its_zero_bound_is_a_rejected_step():
     start = exe.theta0 * [1.0, 1.1, 0.9, 0.02]  # SD 0.006: far below the time step of 0.085
     r = gir.fit.least_squares(exe, data, theta0=start, method="levmar", **arrays)
     np.testing.assert_allclose(r.x, exe.theta0, rtol=1e-7)
+
+
+def test_zero_residual_fit_with_a_parameter_at_zero_converges():
+    """Rounding noise at the exact minimum does not keep xtol from passing (c = 0 there)."""
+    t = np.linspace(0, 4, 50)
+    y = 100.0 * np.exp(-1.3 * t)
+
+    def jac(x):
+        return np.column_stack([np.exp(-x[1] * t), -x[0] * t * np.exp(-x[1] * t), np.ones_like(t)])
+
+    out = levmar(lambda x: x[0] * np.exp(-x[1] * t) + x[2] - y, np.array([90.0, 1.0, 1.0]), jac)
+    assert out.success, out.message
+    np.testing.assert_allclose(out.x, [100.0, 1.3, 0.0], rtol=1e-10, atol=1e-10)
+
+
+def test_a_step_accepted_at_heavy_damping_does_not_overflow():
+    """A noisy residual with a Jacobian of the wrong sign: steps are accepted at a huge damping
+    with a huge gain ratio, which must not overflow the damping update."""
+    rng = np.random.default_rng(27)
+    out = levmar(lambda x: np.array([x[0] - 3 + 1e-12 * rng.normal()]), np.array([0.0]), lambda x: -np.eye(1))
+    assert np.isfinite(out.x).all() and out.nfev <= 100
+
+
+def test_back_off_from_a_bound_where_the_model_is_undefined():
+    """Two decays, undefined for tau <= 0 on the bound 0: when the others, solved for again,
+    push another tau onto its bound, it backs off too (the fit reaches scipy's minimum)."""
+    t = np.linspace(0, 5, 40)
+    y = np.exp(-t / 0.3) + 0.5 * np.exp(-t / 2.0) + 0.002 * np.sin(9 * t)
+
+    def fun(x):
+        if x[1] <= 0 or x[3] <= 0:
+            raise InputError("tau <= 0")
+        return x[0] * np.exp(-t / x[1]) + x[2] * np.exp(-t / x[3]) - y
+
+    def jac(x):
+        e1, e3 = np.exp(-t / x[1]), np.exp(-t / x[3])
+        return np.column_stack([e1, x[0] * t / x[1] ** 2 * e1, e3, x[2] * t / x[3] ** 2 * e3])
+
+    bounds = ([-10, 0, -10, 0], [10, 10, 10, 10])
+    out = levmar(fun, np.array([-0.53, 0.09, -0.247, 0.246]), jac, bounds)
+    ref = scipy_least_squares(fun, [-0.53, 0.09, -0.247, 0.246], jac, bounds=bounds)
+    assert out.success and out.cost <= ref.cost * (1 + 1e-6), (out.message, out.cost, ref.cost)

@@ -23,8 +23,8 @@ scaled J well below 1e8), and a singular system only raises the damping.
   ``fun`` raises an InputError at the trial point (a kernel width of 0 on its
   bound: the model is undefined there), the parameters that left the box go
   half the way to their bound, then a quarter, ..., the others solved for
-  again with them there; a trial point where the residual is not finite is a
-  rejected step.
+  again with them there (at most :data:`MAX_BACKOFFS` tries); a trial point
+  where the residual is not finite, or still undefined, is a rejected step.
 - Termination (scipy's meanings): ``gtol`` on the cosine between the
   residual and each free column, ``max |g_i| / (|J_i| |r|)``; ``ftol`` when
   both the actual and the predicted relative reductions of the cost are
@@ -34,8 +34,8 @@ scaled J well below 1e8), and a singular system only raises the damping.
   because of heavy damping after rejected trials (a model that is nonlinear
   across the step) as often as because the minimum is near, so both tests
   also need the undamped (Gauss-Newton) step from the current point to pass
-  them: its predicted reduction below ``ftol`` of the cost, or each of its
-  components within ``xtol``.
+  them: its predicted reduction below ``ftol`` of the cost, or its scaled norm
+  within ``xtol`` of the scaled norm of ``x``.
 """
 
 from __future__ import annotations
@@ -121,26 +121,11 @@ def levmar(
             status, message = 0, "no step reduces the cost (the damping exceeds 1e300)"
             break
         try:
-            h = _step(A, g, lam * d**2, free)
+            h, x_new, r_new, evaluations = _trial(fun, A, g, lam * d**2, free, x, lo, hi, max_nfev - nfev)
         except np.linalg.LinAlgError:
             lam, nu = lam * nu, nu * 2.0
             continue
-        out = free & ((x + h < lo) | (x + h > hi))
-        edge = np.clip(x + h, lo, hi) - x
-        toward = 1.0  # how far the parameters leaving the box go to their bound
-        while True:
-            if toward < 1.0:  # they go part of the way; the others are solved for again, with them there
-                h = _step(A, g, lam * d**2, free & ~out, np.where(out, toward * edge, 0.0))
-            x_new = np.clip(x + h, lo, hi)
-            nfev += 1
-            try:
-                r_new = np.asarray(fun(x_new), dtype=np.float64)
-                break
-            except InputError:  # the model is undefined there (a width on its bound of 0)
-                if not out.any() or nfev >= max_nfev:
-                    r_new = np.full(1, np.inf)
-                    break
-                toward *= 0.5
+        nfev += evaluations
         h = x_new - x
         predicted = -float(g @ h + 0.5 * h @ (A @ h))
         cost_new = 0.5 * float(r_new @ r_new) if np.all(np.isfinite(r_new)) else np.inf
@@ -155,7 +140,7 @@ def levmar(
             col = np.sqrt(np.diag(A))
             if not fixed_scale:
                 d = np.maximum(d, col)
-            lam = max(lam * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 1e-300)
+            lam = max(lam * max(1.0 / 3.0, 1.0 - (2.0 * min(rho, 1.0) - 1.0) ** 3), 1e-300)
             nu = 2.0
             near = _near_minimum(A, g, d, x, lo, hi, cost, ftol, xtol)
             small_f, small_step = small_f and near[0], small_step and near[1]
@@ -167,11 +152,12 @@ def levmar(
         if status is None and small_step:
             status = 3
     active = np.where(x <= lo, -1, np.where(x >= hi, 1, 0))
+    held = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
     return OptimizeResult(
         x=x,
         cost=cost,
         grad=g,
-        optimality=float(np.max(np.abs(g[~active.astype(bool)]), initial=0.0)),
+        optimality=float(np.max(np.abs(g[~held]), initial=0.0)),
         active_mask=active,
         nfev=nfev,
         njev=njev,
@@ -179,6 +165,42 @@ def levmar(
         message=message or MESSAGES[status],
         success=status > 0,
     )
+
+
+#: Times a trial point where the model is undefined is moved back from its bound.
+MAX_BACKOFFS = 8
+
+
+def _trial(fun, A, g, damping, free, x, lo, hi, budget: int):
+    """The damped step from ``x`` and the residual at its end: ``(h, x_new, r_new, evaluations)``.
+
+    Parameters whose step leaves the box go to their bound. Where ``fun`` raises
+    an InputError there (the model undefined on the bound), every parameter
+    that left the box goes half the way, then a quarter, ..., the others
+    solved for again with them there; after :data:`MAX_BACKOFFS` tries, or the
+    evaluation budget, the residual is inf (a rejected step).
+    """
+    h = _step(A, g, damping, free)
+    out, move = np.zeros_like(free), np.zeros_like(x)
+    x_new, evaluations = x, 0
+    while evaluations < min(MAX_BACKOFFS, budget):
+        if evaluations:  # half as far toward the bound as the last try; the others solved for again
+            move = np.where(out, 0.5 * move, 0.0)
+            try:
+                h = _step(A, g, damping, free & ~out, move)
+            except np.linalg.LinAlgError:
+                break
+        leaving = free & ~out & ((x + h < lo) | (x + h > hi))
+        move = np.where(leaving, np.clip(x + h, lo, hi) - x, move)
+        out |= leaving
+        x_new = np.clip(x + h, lo, hi)
+        evaluations += 1
+        try:
+            return x_new - x, x_new, np.asarray(fun(x_new), dtype=np.float64), evaluations
+        except InputError:  # the model is undefined there (a width on its bound of 0)
+            if not out.any():
+                break
+    return x_new - x, x_new, np.full(1, np.inf), evaluations
 
 
 def _step(A, g, damping, free, fixed=None) -> np.ndarray:
@@ -194,7 +216,8 @@ def _step(A, g, damping, free, fixed=None) -> np.ndarray:
 def _near_minimum(A, g, d, x, lo, hi, cost: float, ftol: float, xtol: float) -> tuple[bool, bool]:
     """Whether the Gauss-Newton step from ``x`` (of the parameters not held by a bound; minimum
     norm in the scaled variables) predicts a reduction of the cost below ``ftol`` of it, and
-    whether each of its components is within ``xtol``."""
+    whether it is within ``xtol`` in the scaled norm (scipy's test: per parameter, the
+    rounding noise of a zero-residual fit would fail it for a parameter whose value is 0)."""
     free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
     df, gf = d[free], g[free]
     scaled = A[np.ix_(free, free)] / np.outer(df, df)
@@ -203,7 +226,8 @@ def _near_minimum(A, g, d, x, lo, hi, cost: float, ftol: float, xtol: float) -> 
     except np.linalg.LinAlgError:  # singular: the minimum-norm step
         h = np.linalg.lstsq(scaled, -gf / df, rcond=None)[0] / df
     predicted = -0.5 * float(gf @ h)
-    return predicted <= ftol * cost, bool(np.all(np.abs(h) <= xtol * (xtol + np.abs(x[free]))))
+    small = np.linalg.norm(df * h) <= xtol * (xtol + np.linalg.norm(df * x[free]))
+    return predicted <= ftol * cost, bool(small)
 
 
 def _per_parameter(value: Any, n: int, what: str) -> np.ndarray:

@@ -126,7 +126,6 @@ def levmar(
             lam, nu = lam * nu, nu * 2.0
             continue
         nfev += evaluations
-        h = x_new - x
         predicted = -float(g @ h + 0.5 * h @ (A @ h))
         cost_new = 0.5 * float(r_new @ r_new) if np.all(np.isfinite(r_new)) else np.inf
         actual = cost - cost_new

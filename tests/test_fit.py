@@ -19,7 +19,7 @@ from gir import models as gm
 from gir.errors import InputError
 
 P = gm.Param
-FIT_TARGETS = ["numpy", "numba", "jax"]
+FIT_TARGETS = ["numpy", "numba", "numba-parallel", "jax"]
 
 
 E1 = np.linspace(80.0, 90.0, 400)

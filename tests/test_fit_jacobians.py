@@ -21,7 +21,7 @@ import gir.fit
 from gir import models as gm
 
 P = gm.Param
-JAC_TARGETS = ["numpy", "numba", "jax"]
+JAC_TARGETS = ["numpy", "numba", "numba-parallel", "jax"]
 RTOL = 1e-7
 
 

@@ -293,18 +293,17 @@ class Evaluation:
         self,
         theta: np.ndarray,
         wrt: tuple[str, ...],
-        jac: np.ndarray | None = None,
+        out: np.ndarray | None = None,
         y: np.ndarray | None = None,
     ):
         """The model (flat) and its derivatives with respect to ``wrt``: an (n, len(wrt)) array.
 
-        ``jac`` may be a preallocated (n, len(wrt)) array (column-major is fastest) to fill,
+        ``out`` may be a preallocated (n, len(wrt)) array (column-major is fastest) to fill,
         ``y`` a preallocated (n,) array.
         """
         self.check(theta)
         y = np.empty(self.size) if y is None else y
-        if jac is None:
-            jac = np.empty((self.size, len(wrt)), order="F")
+        jac = np.empty((self.size, len(wrt)), order="F") if out is None else out
         columns = [jac[:, j] if jac.flags.f_contiguous else np.empty(self.size) for j in range(len(wrt))]
         self._evaluate(derivative_executable(self.inner, wrt), theta, [y, *columns])
         if not jac.flags.f_contiguous:

@@ -6,6 +6,7 @@
     gir dump mypkg.models:shirley --arrays grid=T,E -p O2
     gir opt model.gir -p inline,cse,dce          # IR text in, optimized IR text out
     gir dump models.py:glp --arrays x=E | gir opt -p O2 --print-between-passes
+    gir opt model.gir --load mypasses.py -p inline,mypass,dce   # a user's @gir.rewrite passes
     gir targets                                  # what can run here
 
 Errors go to stderr as ``gir: error: <file>:<line>:<col>: message`` (the
@@ -20,6 +21,7 @@ import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from gir.errors import GirError, ParseError
@@ -29,11 +31,8 @@ class CliError(Exception):
     """An error to report as ``gir: error: ...``."""
 
 
-def _load(spec: str) -> Callable:
-    """The function named by ``MODULE:FUNCTION`` (a dotted module or a path to a .py file)."""
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise CliError(f"{spec}: expected MODULE:FUNCTION (a dotted module or a .py file)")
+def _import(module_name: str) -> ModuleType:
+    """Import a dotted module (from the current directory too) or a .py file given by its path."""
     try:
         if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
             path = Path(module_name)
@@ -43,17 +42,31 @@ def _load(spec: str) -> Callable:
             module = importlib.util.module_from_spec(mod_spec)
             sys.modules.setdefault(path.stem, module)
             mod_spec.loader.exec_module(module)
-        else:
+            return module
+        if str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
-            module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except CliError:
         raise
     except Exception as e:  # the user's module failed to import: report it, no traceback
         raise CliError(f"{module_name}: cannot import: {type(e).__name__}: {e}") from None
-    fn = getattr(module, attr, None)
+
+
+def _load(spec: str) -> Callable:
+    """The function named by ``MODULE:FUNCTION`` (a dotted module or a path to a .py file)."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"{spec}: expected MODULE:FUNCTION (a dotted module or a .py file)")
+    fn = getattr(_import(module_name), attr, None)
     if not callable(fn):
         raise CliError(f"{module_name}: no function {attr!r}")
     return fn
+
+
+def _load_passes(files: Sequence[str]) -> None:
+    """Import the ``--load`` files (paths or dotted modules), so that the passes they define have names."""
+    for name in files:
+        _import(name)
 
 
 def _arrays(specs: Sequence[str]) -> dict[str, str | tuple[str, ...]]:
@@ -95,6 +108,7 @@ def _optimize(graph: Any, args: argparse.Namespace) -> Any:
 def cmd_dump(args: argparse.Namespace) -> str:
     import gir
 
+    _load_passes(args.load)
     fn = _load(args.function)
     arrays = _arrays(args.arrays)
     try:
@@ -109,6 +123,7 @@ def cmd_dump(args: argparse.Namespace) -> str:
 def cmd_opt(args: argparse.Namespace) -> str:
     import gir
 
+    _load_passes(args.load)
     if args.file == "-":
         text = sys.stdin.read()
     else:
@@ -150,6 +165,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--print-between-passes", action="store_true", help="print the IR after each pass to stderr"
+        )
+        p.add_argument(
+            "--load",
+            action="append",
+            default=[],
+            metavar="FILE.py",
+            help="import a .py file (or a dotted module) first, so -p can name its passes (repeatable)",
         )
 
     d = sub.add_parser("dump", help="trace a Python function and print its IR")

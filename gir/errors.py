@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
+#: gir's package folder: warnings are attributed to the first frame outside it.
+_ROOT = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
 
 class GirError(Exception):
     """Base class of every error gir raises on bad input."""
@@ -29,3 +36,11 @@ class InputError(GirError):
 
 class TargetError(GirError):
     """An unknown target, or one that is not available on this machine."""
+
+
+def warn(message: str, category: type[Warning] = RuntimeWarning) -> None:
+    """Issue a warning attributed to the first caller outside gir (its file and line, as users expect)."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_ROOT):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

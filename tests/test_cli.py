@@ -158,3 +158,65 @@ def test_the_installed_entry_point(tmp_path):
     done = subprocess.run([*cmd, "opt"], input=text[:-3], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.startswith("gir: error: <stdin>:")
     assert "Traceback" not in done.stderr
+
+
+MYPASS = textwrap.dedent("""\
+    import gir
+
+    @gir.rewrite("neg")
+    def mypass(node, b):
+        \"\"\"-(-x) -> x.\"\"\"
+        p = b.producer(node.inputs[0])
+        return p.inputs[0] if p is not None and p.op == "neg" else None
+""")
+NEG_NEG = "graph @f(%a: f64) -> f64 {\n  %b: f64 = neg %a\n  %c: f64 = neg %b\n  return %c\n}\n"
+
+
+def test_load_makes_a_user_pass_usable_by_name(tmp_path, capsys, monkeypatch):
+    plugin = tmp_path / "mypass.py"
+    plugin.write_text(MYPASS)
+    source = tmp_path / "f.gir"
+    source.write_text(NEG_NEG)
+    code, out, _ = run(capsys, "opt", str(source), "--load", str(plugin), "-p", "mypass,dce")
+    assert code == 0 and out == "graph @f(%a: f64) -> f64 {\n  return %a\n}\n"
+    model = tmp_path / "negneg.py"
+    model.write_text("def f(a):\n    return -(-a)\n")
+    code, out, _ = run(capsys, "dump", f"{model}:f", "--load", str(plugin), "-p", "mypass")
+    assert code == 0 and "neg" not in out
+    monkeypatch.chdir(tmp_path)  # a dotted module from the current directory works too
+    code, out, _ = run(
+        capsys, "opt", "--load", "mypass", "-p", "mypass", stdin=NEG_NEG, monkeypatch=monkeypatch
+    )
+    assert code == 0 and "neg" not in out
+
+
+def test_load_from_the_command_line_in_a_fresh_process(tmp_path):
+    (tmp_path / "mypass.py").write_text(MYPASS)
+    (tmp_path / "f.gir").write_text(NEG_NEG)
+    argv = [sys.executable, "-m", "gir.cli", "opt", "f.gir", "--load", "mypass.py", "-p", "mypass"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "graph @f(%a: f64) -> f64 {\n  return %a\n}\n"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (None, "gir: error: {path}: no such file"),
+        ("def broken(:\n", "gir: error: {path}: cannot import: SyntaxError: "),
+        ("raise RuntimeError('no')\n", "gir: error: {path}: cannot import: RuntimeError: no"),
+        (
+            "import gir\n\n@gir.graph_pass('cse')\ndef cse(graph):\n    return graph\n",
+            "gir: error: {path}: cannot import: GirError: a pass named 'cse' is already registered",
+        ),
+    ],
+)
+def test_load_errors_are_one_line_reports(tmp_path, capsys, monkeypatch, source, message):
+    path = tmp_path / "badpass.py"
+    if source is not None:
+        path.write_text(source)
+    code, out, err = run(
+        capsys, "opt", "--load", str(path), "-p", "O0", stdin=NEG_NEG, monkeypatch=monkeypatch
+    )
+    assert code == 1 and out == ""
+    assert err.startswith(message.format(path=path)) and len(err.strip().splitlines()) == 1

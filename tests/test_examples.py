@@ -1,5 +1,6 @@
 """The examples run from a fresh install and do what they say."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +21,24 @@ def test_quickstart():
     assert "graph @spectrum(" in out and "max |gir - numpy| / max |y|" in out
 
 
-def test_spectro_2d_fits_and_writes_its_plot(tmp_path):
+def test_spectro_2d_fit_is_right_and_writes_its_plot(tmp_path):
+    """The script exits non-zero unless every parameter is within 3 standard errors of the truth,
+    the reduced chi-square within 20 % of 1 and no parameter at a bound."""
     pytest.importorskip("matplotlib")
     png = tmp_path / "fit.png"
     out = run(str(EXAMPLES / "spectro_2d.py"), str(png), "--target", "numpy")
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
-    assert "wrote" in out
+    assert "the fit recovers the truth" in out
+
+
+def test_spectro_2d_check_finds_a_wrong_fit():
+    """The example's own check is not vacuous: a result moved off the truth fails it."""
+    spec = importlib.util.spec_from_file_location("spectro_2d", EXAMPLES / "spectro_2d.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result, truth = example.fit("numpy")
+    assert example.check(result, truth) == []
+    wrong = result.x.copy()
+    wrong[list(result.param_names).index("p1.A")] *= 1.1
+    result.x = wrong
+    assert any(p.startswith("p1.A") for p in example.check(result, truth))

@@ -21,7 +21,8 @@ import gir.fit
 from gir import models as gm
 
 P = gm.Param
-JAC_TARGETS = ["numpy", "numba", "numba-parallel", "jax"]
+# numba-parallel runs in the full suite (it compiles slowly)
+JAC_TARGETS = ["numpy", "numba", pytest.param("numba-parallel", marks=pytest.mark.slow), "jax"]
 RTOL = 1e-7
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from available import require_target
@@ -171,7 +169,7 @@ def test_batch_sequential_recovers_each_truth():
     assert b.mode == "sequential" and len(b) == 6
     np.testing.assert_allclose(b.x, truths, rtol=1e-8)
     assert b.success.all() and b.x.shape == (6, 5)
-    np.testing.assert_allclose(b.params("p1.A"), truths[:, 1], rtol=1e-8)
+    np.testing.assert_allclose(b.params["p1.A"], truths[:, 1], rtol=1e-8)
     assert "6 fits" in b.report()
     b2 = gir.fit.batch(
         exe, list(datas[:3]), theta0=starts[0], progress=True, fit_kws={"varpro": True}, energy=E
@@ -194,12 +192,12 @@ def test_batch_threads_when_the_target_releases_the_gil():
     np.testing.assert_allclose(b.x, truths, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_batch_on_a_dask_cluster():
     distributed = pytest.importorskip("distributed")
     exe = gir.compile(spectrum_model(), target="numpy")
     truths, datas = _spectra(exe, 8, noise=0.02)
     local = gir.fit.batch(exe, datas, theta0=_start(exe, truths), progress=False, energy=E)
-    t0 = time.perf_counter()
     with (
         distributed.LocalCluster(
             n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
@@ -209,9 +207,7 @@ def test_batch_on_a_dask_cluster():
         b = gir.fit.batch(
             exe, datas, theta0=_start(exe, truths), progress=False, client=client, chunksize=3, energy=E
         )
-    elapsed = time.perf_counter() - t0
     assert b.mode == "dask (2 workers)"
     np.testing.assert_allclose(b.x, local.x, rtol=1e-10)
     np.testing.assert_allclose(b.stderr, local.stderr, rtol=1e-8)
     assert b[0].jac is None and b[0].datasets[0].best_fit.shape == E.shape
-    assert elapsed < 60, f"the dask batch took {elapsed:.1f} s"

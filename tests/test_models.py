@@ -21,7 +21,9 @@ from scipy import integrate, special
 import gir
 from gir import models as gm
 
-ALL_TARGETS = ["numpy", "numba", "numba-parallel", "jax"]
+#: numba-parallel compiles slowly; its many-target runs belong to the full suite (tests/test_numba.py
+#: covers it in the fast one).
+ALL_TARGETS = ["numpy", "numba", pytest.param("numba-parallel", marks=pytest.mark.slow), "jax"]
 RTOL = 1e-12
 
 

@@ -120,7 +120,8 @@ def emit_function(
             em.line(f"{local[node.output]} = {emit((), node.attributes)}", comment)
             continue
         inputs = node.inputs
-        if node.op in ("add", "mul"):  # broadcast last: operands with fewer axes combine first
+        if node.opdef.arity is None and node.opdef.commutative:  # add, mul: broadcast last,
+            # operands with fewer axes combine first
             inputs = sorted(inputs, key=lambda v: len(v.type.axes))
         args = [local[v] for v in inputs]
         if node.op == "call":

@@ -21,8 +21,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from gir.errors import InputError
-from gir.fit.problem import Dataset, as_executable, build_problem, is_model_executable
+from gir.errors import InputError, warn
+from gir.fit.problem import Dataset, Evaluation, as_executable, build_problem, is_model_executable
 from gir.fit.result import FitResult
 
 _LEAST_SQUARES_KWS = {
@@ -84,23 +84,77 @@ class BatchResult:
     def nfev(self) -> np.ndarray:
         return np.array([r.nfev for r in self.results])
 
-    def params(self, name: str) -> np.ndarray:
-        """One parameter across the batch."""
-        return self.x[:, self.param_names.index(name)]
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Each parameter's fitted values across the batch, by name (as :attr:`FitResult.params`)."""
+        x = self.x
+        return {n: x[:, j] for j, n in enumerate(self.param_names)}
+
+    @property
+    def errors(self) -> dict[str, np.ndarray]:
+        """Each parameter's standard errors across the batch, by name."""
+        e = self.stderr
+        return {n: e[:, j] for j, n in enumerate(self.param_names)}
+
+    def diagnostics(self) -> dict[str, list[int]]:
+        """Which fits (indices) raised each kind of diagnostic message, by message."""
+        found: dict[str, list[int]] = {}
+        for i, r in enumerate(self.results):
+            for d in r.diagnostics:
+                key = d.message if d.kind in ("at_bound", "undetermined") else d.kind
+                found.setdefault(_LABELS.get(key, key), []).append(i)
+        return found
+
+    def warnings(self) -> list[str]:
+        """One line per kind of problem: ``3 of 100 fits: at a bound: p1.A: [12, 40, 77]``."""
+        n = len(self)
+        return [
+            f"{len(idx)} of {n} fits: {what}: {_indices(idx)}" for what, idx in self.diagnostics().items()
+        ]
+
+    def to_dataframe(self):
+        """One row per fit: each parameter and its standard error, reduced chi-square, success, nfev
+        (pandas)."""
+        import pandas as pd
+
+        columns: dict[str, Any] = {}
+        for n in self.param_names:
+            columns[n] = self.params[n]
+            columns[f"{n}_stderr"] = self.errors[n]
+        columns.update(redchi=self.redchi, success=self.success, nfev=self.nfev)
+        return pd.DataFrame(columns)
 
     def report(self) -> str:
         n = len(self)
         lines = [
             f"[[Batch]] {n} fits, {int(self.success.sum())} succeeded, {self.wall_time:.3f} s ({self.mode}); "
             f"nfev median {int(np.median(self.nfev)) if n else 0}",
-            f"    {'name':<24} {'mean':>14} {'std':>12} {'median stderr':>14}",
         ]
+        found = self.warnings()
+        if found:
+            lines.append("[[Warnings]]")
+            lines += [f"    {w}" for w in found]
+        lines.append(f"    {'name':<24} {'mean':>14} {'std':>12} {'median stderr':>14}")
         x, e = self.x, self.stderr
         for j, name in enumerate(self.param_names):
             lines.append(
                 f"    {name:<24} {x[:, j].mean():>14.8g} {x[:, j].std():>12.4g} {np.median(e[:, j]):>14.4g}"
             )
         return "\n".join(lines)
+
+
+#: How a batch names each kind of diagnostic.
+_LABELS = {
+    "failed": "did not converge",
+    "max_nfev": "stopped on max_nfev",
+    "rank_deficient": "rank-deficient Jacobian",
+    "redchi": "reduced chi-square far from 1",
+}
+
+
+def _indices(idx: list[int], shown: int = 20) -> str:
+    more = f", ... ({len(idx) - shown} more)" if len(idx) > shown else ""
+    return f"[{', '.join(map(str, idx[:shown]))}{more}]"
 
 
 def _fit(
@@ -199,10 +253,8 @@ def batch(
     if unknown:
         raise InputError(f"fit_kws: unknown keyword {unknown[0]!r}; known: {sorted(_LEAST_SQUARES_KWS)}")
     exe = as_executable(exe_or_model, target)
-    datas = [np.asarray(d, dtype=np.float64) for d in datas]
+    datas = _data_sets(exe, datas, arrays, fit_kws)
     n = len(datas)
-    if n == 0:
-        raise InputError("batch needs at least one data set")
     thetas = _per_item(theta0, n, "theta0", vector=True)
     ws = _per_item(weights, n, "weights", like=datas[0])
     items = list(zip(datas, thetas, ws, strict=True))
@@ -217,7 +269,32 @@ def batch(
         if bar is not None:
             bar.close()
     names = results[0].param_names
-    return BatchResult(names, results, time.perf_counter() - t0, mode)
+    out = BatchResult(names, results, time.perf_counter() - t0, mode)
+    found = out.warnings()
+    if found:
+        warn("gir.fit.batch: " + "; ".join(found))
+    return out
+
+
+def _data_sets(exe: Any, datas: Any, arrays: Mapping[str, Any], kws: Mapping[str, Any]) -> list[np.ndarray]:
+    """``datas`` as a list of arrays on the executable's grid, refused unless shaped (N, *grid)."""
+    if isinstance(datas, np.ndarray) or not isinstance(datas, list | tuple):
+        datas = np.asarray(datas, dtype=np.float64)
+        if datas.ndim == 0:
+            raise InputError("batch data must be an array of shape (N, *grid), got a scalar")
+        datas = list(datas)
+    datas = [np.asarray(d, dtype=np.float64) for d in datas]
+    if not datas:
+        raise InputError("batch needs at least one data set")
+    ev = Evaluation(exe, arrays, datas[0].shape or None, kws.get("window"), kws.get("window_after"))
+    grid = ev.full_shape
+    for k, d in enumerate(datas):
+        if d.shape not in (grid, ev.shape):
+            raise InputError(
+                f"batch data must have shape (N, *grid) = (N, {', '.join(map(str, grid))}); data set {k} has "
+                f"shape {d.shape}" + (" (one spectrum? use gir.fit.least_squares)" if d.ndim == 0 else "")
+            )
+    return datas
 
 
 def _per_item(value: Any, n: int, what: str, vector: bool = False, like: np.ndarray | None = None) -> list:

@@ -3,14 +3,14 @@ analytic Jacobian."""
 
 from __future__ import annotations
 
+import functools
 import time
-import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from gir.errors import InputError
+from gir.errors import InputError, warn
 from gir.fit.problem import Dataset, Problem, build_problem
 from gir.fit.result import FitResult, make_result
 
@@ -41,6 +41,10 @@ def least_squares(
     max_nfev: int | None = None,
     x_scale: Any = None,
     options: Mapping[str, Any] | None = None,
+    starts: int | None = None,
+    refine: int = 4,
+    seed: Any = 0,
+    spread: float = 0.25,
     **arrays: Any,
 ) -> FitResult:
     """Fit ``exe_or_model`` to ``data`` by least squares with the analytic Jacobian.
@@ -75,6 +79,13 @@ def least_squares(
     - ``ftol``, ``xtol``, ``gtol`` (default 1e-8), ``max_nfev``, ``x_scale``
       (default ``"jac"``) go to the solver; ``options`` (more keywords) to
       scipy.optimize.least_squares (``levmar`` takes no others).
+    - ``starts``: a global first stage (:mod:`gir.fit.global_stage`; default
+      off): that many candidate starts (the start, the rest drawn in a box of
+      relative half-width ``spread`` around it and over the whole box of the
+      bounds, which must be finite), scored by their cost in one batched
+      evaluation; the start and the ``refine - 1`` best others are fitted and
+      the best fit returned. ``seed`` seeds the draw (the same candidates for
+      the same seed).
     """
     ds = Dataset(
         exe_or_model,
@@ -88,7 +99,15 @@ def least_squares(
         target=target,
     )
     scipy_kw = _scipy_options(ftol, xtol, gtol, max_nfev, x_scale, options)
-    return fit_datasets([ds], method, varpro, jacobian, scipy_kw, bounds is not None, fixed=fixed)
+    stage = None
+    if starts is not None:
+        from gir.fit.global_stage import check_options
+
+        check_options(starts, refine, spread)
+        stage = {"starts": starts, "refine": refine, "seed": seed, "spread": spread}
+    return fit_datasets(
+        [ds], method, varpro, jacobian, scipy_kw, bounds is not None, fixed=fixed, global_stage=stage
+    )
 
 
 def fit_datasets(
@@ -98,13 +117,20 @@ def fit_datasets(
     jacobian: str,
     scipy_options: dict[str, Any],
     explicit_bounds: bool,
+    global_stage: Mapping[str, Any] | None = None,
     **problem_options: Any,
 ) -> FitResult:
-    """Prepare ``datasets``, build one problem over them and solve it (setup time measured)."""
+    """Prepare ``datasets``, build one problem over them and solve it (setup time measured); with
+    ``global_stage`` (keywords of :func:`gir.fit.global_stage.solve_global`) from many starts."""
     t0 = time.perf_counter()
     problem = build_problem([d.prepare() for d in datasets], **problem_options)
     setup = time.perf_counter() - t0
-    return solve(
+    run = solve
+    if global_stage is not None:
+        from gir.fit.global_stage import solve_global
+
+        run = functools.partial(solve_global, **global_stage)
+    result = run(
         problem,
         method=method,
         varpro=varpro,
@@ -113,6 +139,8 @@ def fit_datasets(
         setup_time=setup,
         explicit_bounds=explicit_bounds,
     )
+    result.warn()
+    return result
 
 
 def _scipy_options(ftol, xtol, gtol, max_nfev, x_scale, options) -> dict[str, Any]:
@@ -141,7 +169,7 @@ def _bounds_for(problem: Problem, method: str, explicit: bool) -> tuple[np.ndarr
     if finite:
         if explicit:
             raise InputError("method 'lm' does not support bounds; use method='levmar' or 'trf'")
-        warnings.warn("method 'lm' ignores the model's parameter bounds", RuntimeWarning, stacklevel=4)
+        warn("method 'lm' ignores the model's parameter bounds")
     return None
 
 
@@ -152,9 +180,7 @@ def _start(problem: Problem, bounds) -> np.ndarray:
         outside = (x0 < lo) | (x0 > hi)
         if outside.any():
             names = [n for n, o in zip(problem.names, outside, strict=True) if o]
-            warnings.warn(
-                f"start values outside their bounds are clipped: {names}", RuntimeWarning, stacklevel=4
-            )
+            warn(f"start values outside their bounds are clipped: {names}")
             x0 = np.clip(x0, lo, hi)
     return x0
 

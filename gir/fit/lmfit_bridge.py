@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from gir.errors import InputError
+from gir.errors import InputError, warn
 from gir.fit.problem import Dataset, as_executable, build_problem, is_model_executable
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -151,7 +150,7 @@ def to_lmfit(model_or_exe: Any, theta0: Any = None, bounds: Any = None):
             params[lm].vary = False
             value = _gir_expression_value(name, text, params, names)
             note = f"gir expression {text!r} is not representable in lmfit ({e}); fixed at its start value"
-            warnings.warn(f"{name}: {note}", RuntimeWarning, stacklevel=2)
+            warn(f"{name}: {note}")
             params[lm].value = value
             params[lm].user_data = {"gir": name, "gir_expr": text, "note": note}
     return params

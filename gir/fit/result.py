@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
+from gir.errors import InputError
+from gir.errors import warn as gir_warn
 
-@attrs.define(eq=False)
+
+@attrs.define(eq=False, slots=False)
 class DatasetFit:
     """One data set of a fit on its (windowed) grid."""
 
@@ -23,15 +25,58 @@ class DatasetFit:
     data: np.ndarray  # on the fitted grid (non-finite points were left out)
     best_fit: np.ndarray  # the model on the fitted grid
     weights: np.ndarray | None = None
+    init: np.ndarray | None = None  # the executable's full theta at the start
+    source: Any = attrs.field(default=None, repr=False)  # the prepared data set; not pickled
 
     @property
     def residual(self) -> np.ndarray:
         """data - model on the grid (unweighted)."""
         return self.data - self.best_fit
 
+    def evaluate(self, theta: np.ndarray) -> np.ndarray:
+        """The model on the fitted grid at the executable's full ``theta``."""
+        return self._source().model_grid(theta)
+
+    def components(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Each component on the fitted grid at the executable's full ``theta``."""
+        return self._source().components_grid(theta)
+
+    def _source(self) -> Any:
+        if self.source is None:
+            raise InputError(f"data set {self.label!r}: a result restored from a pickle cannot evaluate")
+        return self.source
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "source": None}
+
+
+#: A parameter within this distance of a bound (relative to max(1, |bound|)) is reported as at it.
+AT_BOUND = 1e-6
+
 
 def _near(v: float, bound: float) -> bool:
-    return bool(np.isfinite(bound) and abs(v - bound) <= 1e-8 * max(1.0, abs(bound)))
+    return bool(np.isfinite(bound) and abs(v - bound) <= AT_BOUND * max(1.0, abs(bound)))
+
+
+@attrs.frozen
+class Diagnostic:
+    """Something about a fit a user should look at: ``kind`` (a short key), a message, the parameters."""
+
+    kind: str  # "failed", "max_nfev", "at_bound", "undetermined", "rank_deficient", "redchi"
+    message: str
+    params: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def redchi_is_off(redchi: float, dof: int) -> bool:
+    """Whether a reduced chi-square with weights (1/sigma) is implausibly far from 1.
+
+    More than 20 % off, and outside four standard deviations of its distribution
+    (``sqrt(2 / dof)``), so that small data sets are not flagged by chance.
+    """
+    return dof > 0 and np.isfinite(redchi) and abs(redchi - 1) > max(0.2, 4 * math.sqrt(2 / dof))
 
 
 def covariance(jac: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
@@ -81,6 +126,11 @@ class FitResult:
     ``evaluations`` counts model evaluations (``value``) and value+Jacobian
     evaluations (``jacobian``). ``wall_time`` is the optimization, without
     ``setup_time`` (compilation, windows, the first evaluation).
+    ``global_stage`` (fits with ``starts=``) holds ``candidates`` (how many were
+    scored), ``defined`` (with a finite cost), ``refined``, ``reached`` (refined
+    starts whose final cost is within ``rtol`` of the best), ``time`` (drawing and
+    scoring the candidates, seconds), ``refine_time``, ``starts`` (the refined
+    starts), ``start_costs`` and ``costs`` (their costs before and after).
     """
 
     param_names: tuple[str, ...]
@@ -107,6 +157,10 @@ class FitResult:
     varpro: dict[str, Any] | None = None
     jac: np.ndarray | None = None
     covar_deficient: bool = False
+    global_stage: dict[str, Any] | None = None  # with least_squares(starts=...): see gir.fit.global_stage
+    weighted: bool = False  # weights (1/sigma) were given: the reduced chi-square should be near 1
+    fixed: dict[str, float] = attrs.field(factory=dict)  # parameters held constant, by name
+    tied: dict[str, tuple[str, float]] = attrs.field(factory=dict)  # expression parameters: (text, value)
 
     # -- by name ----------------------------------------------------------------------
 
@@ -143,6 +197,61 @@ class FitResult:
         n = self.ndata
         return n * math.log(max(self.chisqr, 1e-300) / n) + math.log(n) * self.nvarys
 
+    # -- diagnostics -----------------------------------------------------------------------
+
+    @property
+    def at_bounds(self) -> tuple[str, ...]:
+        """Parameters at or within 1e-6 (relative) of a bound."""
+        lo, hi = self.bounds
+        return tuple(
+            n
+            for n, v, a, b in zip(self.param_names, self.x, lo, hi, strict=True)
+            if _near(v, a) or _near(v, b)
+        )
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """What to look at before trusting the fit (empty when nothing is suspicious)."""
+        out = []
+        if "maximum number of function evaluations" in self.message.lower():
+            out.append(Diagnostic("max_nfev", f"the fit stopped early: {self.message}"))
+        elif not self.success:
+            out.append(Diagnostic("failed", f"the fit did not converge: {self.message}"))
+        at = self.at_bounds
+        if at:
+            out.append(Diagnostic("at_bound", f"at a bound: {', '.join(at)}", at))
+        undetermined = tuple(
+            n for n, e in zip(self.param_names, self.stderr, strict=True) if not np.isfinite(e)
+        )
+        if self.covar_deficient:
+            out.append(
+                Diagnostic(
+                    "rank_deficient",
+                    "the Jacobian at the solution is rank deficient (parameters the data cannot tell apart)",
+                )
+            )
+        if undetermined:
+            out.append(
+                Diagnostic(
+                    "undetermined", f"undetermined standard errors: {', '.join(undetermined)}", undetermined
+                )
+            )
+        if self.weighted and redchi_is_off(self.redchi, self.nfree):
+            out.append(
+                Diagnostic(
+                    "redchi",
+                    f"reduced chi-square {self.redchi:.4g} is far from 1 with weights given "
+                    "(a wrong model or wrong uncertainties)",
+                )
+            )
+        return out
+
+    def warn(self) -> None:
+        """Issue one RuntimeWarning listing the diagnostics, at the caller's line (nothing if none)."""
+        found = self.diagnostics
+        if found:
+            gir_warn("fit: " + "; ".join(map(str, found)))
+
     # -- the single data set's views -----------------------------------------------------
 
     @property
@@ -173,9 +282,18 @@ class FitResult:
         ]
         if self.varpro:
             lines.append(f"    linear (projected) parameters: {', '.join(self.varpro['linear']) or 'none'}")
-        if self.covar_deficient:
-            lines.append("    warning: the Jacobian is rank deficient; some uncertainties are undetermined")
-        width = max([len("name"), *(len(n) for n in self.param_names)])
+        g = self.global_stage
+        if g:
+            lines.append(
+                f"    global stage: {g['candidates']} candidates ({g['defined']} defined) in "
+                f"{g['time'] * 1e3:.1f} ms, {g['refined']} refined; {g['reached']} of {g['refined']} "
+                f"reached the best cost (rtol {g['rtol']:g})"
+            )
+        found = self.diagnostics
+        if found:
+            lines.append("[[Warnings]]")
+            lines += [f"    {d}" for d in found]
+        width = max([len("name"), *(len(n) for n in (*self.param_names, *self.fixed, *self.tied))])
         lines.append("[[Variables]]")
         header = f"    {'name':<{width}}  {'value':>14}  {'stderr':>11}  {'rel':>8}  {'init':>12}  bounds"
         lines.append(header)
@@ -186,6 +304,10 @@ class FitResult:
             bnd = "" if not (np.isfinite(lo) or np.isfinite(hi)) else f"[{lo:.4g}, {hi:.4g}]"
             at = " (at bound)" if _near(v, lo) or _near(v, hi) else ""
             lines.append(f"    {name:<{width}}  {v:>14.8g}  {e:>11.4g}  {rel}  {v0:>12.6g}  {bnd}{at}")
+        for name, v in self.fixed.items():
+            lines.append(f"    {name:<{width}}  {v:>14.8g}  (fixed)")
+        for name, (text, v) in self.tied.items():
+            lines.append(f"    {name:<{width}}  {v:>14.8g}  == {text!r}")
         pairs = []
         c = self.correl
         for i in range(self.nvarys):
@@ -198,11 +320,27 @@ class FitResult:
                 lines.append(f"    C({a}, {b}) = {cij:+.4f}")
         return "\n".join(lines)
 
+    def fit_report(self, correl: float = 0.5) -> str:
+        """The same as :meth:`report` (lmfit's name)."""
+        return self.report(correl)
+
     def __str__(self) -> str:
         return self.report()
 
-    def plot(self, dataset: int | str = 0, fig: Any = None):
-        """Data, fit and residual (matplotlib): lines for 1D data, one image each for 2D data."""
+    def eval(self, theta: Any = None, dataset: int | str = 0) -> np.ndarray:
+        """The model of a data set on its fitted grid at ``theta`` (default: the solution)."""
+        d = self._dataset(dataset)
+        return d.evaluate(d.theta if theta is None else np.asarray(theta, dtype=np.float64))
+
+    def eval_components(self, theta: Any = None, dataset: int | str = 0) -> dict[str, np.ndarray]:
+        """Each component's values on the fitted grid, by name (lmfit's name); a model without
+        components gives its total under its graph's name."""
+        d = self._dataset(dataset)
+        return d.components(d.theta if theta is None else np.asarray(theta, dtype=np.float64))
+
+    def plot(self, dataset: int | str = 0, fig: Any = None, *, components: bool = True, init: bool = True):
+        """Data, fit and residual (matplotlib): lines for 1D data (with each component and the
+        initial guess, as lmfit draws them), one image each for 2D data."""
         import matplotlib.pyplot as plt
 
         d = self._dataset(dataset)
@@ -213,8 +351,14 @@ class FitResult:
             x = d.axes.get(name, np.arange(d.data.size))
             top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
             top.plot(x, d.data, ".", ms=3, label="data")
+            if init and d.source is not None and d.init is not None:
+                top.plot(x, d.evaluate(d.init), "--", color="0.5", lw=1, label="initial guess")
             top.plot(x, d.best_fit, "-", label="fit")
-            top.legend()
+            parts = d.components(d.theta) if components and d.source is not None else {}
+            if len(parts) > 1:
+                for part, values in parts.items():
+                    top.plot(x, np.broadcast_to(values, x.shape), "-", lw=0.8, label=part)
+            top.legend(fontsize="small")
             top.set_title(f"{d.label}: chi2 = {self.chisqr:.4g}")
             bottom.plot(x, d.residual, ".", ms=2)
             bottom.axhline(0, color="k", lw=0.5)
@@ -274,16 +418,19 @@ def make_result(
     dof = problem.n - problem.nfree
     redchi = chisqr / dof if dof > 0 else math.nan
     cov, deficient = covariance(jac, redchi if dof > 0 else 1.0)
-    if deficient:
-        warnings.warn(
-            "the Jacobian at the solution is rank deficient: some uncertainties are undetermined",
-            RuntimeWarning,
-            stacklevel=3,
-        )
     stderr = np.sqrt(np.abs(np.diag(cov))) if cov.size else np.zeros(0)
     fits = []
+    fixed: dict[str, float] = {}
+    tied: dict[str, tuple[str, float]] = {}
+    several = len(problem.datasets) > 1
     for k, d in enumerate(problem.datasets):
         theta = problem.theta(k, x)
+        prefix = f"{d.label}:" if several else ""
+        free = set(problem.maps[k][0].tolist())
+        fixed.update({prefix + n: float(theta[i]) for i, n in enumerate(d.param_names) if i not in free})
+        model_fixed, model_tied = d.fixed_and_tied(theta)
+        fixed.update({prefix + n: v for n, v in model_fixed.items()})
+        tied.update({prefix + n: t for n, t in model_tied.items()})
         grid = d.data_grid.copy()
         if d.mask is not None:
             flat = np.full(grid.size, np.nan)
@@ -299,6 +446,8 @@ def make_result(
                 data=grid,
                 best_fit=d.model_grid(theta),
                 weights=None if d.weights is None else d.ev.cut(d.spec.weights, "weights"),
+                init=problem.theta(k, problem.x0),
+                source=d,
             )
         )
     return FitResult(
@@ -326,6 +475,9 @@ def make_result(
         varpro=varpro,
         jac=jac if keep_jac else None,
         covar_deficient=deficient,
+        weighted=problem.weights is not None,
+        fixed=fixed,
+        tied=tied,
     )
 
 

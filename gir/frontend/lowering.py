@@ -2,7 +2,13 @@
 
 Ufuncs (``np.exp``, the Python operators, ``scipy.special.erf``) arrive
 through ``__array_ufunc__``, NumPy functions (``np.where``, ``np.sum``)
-through ``__array_function__``; both look their target up in a table here.
+through ``__array_function__``. Most are one op: the op registry's
+``traced_from`` names the callables each op is recorded from, and the rule
+follows from the op (a ufunc or an elementwise function applies it to the
+operands; a function along an axis applies it along each axis its ``axis=``
+names). :data:`EXTRA_UFUNCS` and :data:`EXTRA_FUNCTIONS` hold the calls that
+are not one op on operands (``np.square``, ``np.clip``, ``np.where``'s
+condition, ...); they take precedence.
 
 Axes are named in gir and broadcasting aligns by name, so a value carries
 only the axes it depends on. An integer ``axis=`` counts the value's *own*
@@ -20,6 +26,7 @@ import scipy.special as sp
 
 from gir.errors import GirError
 from gir.frontend.tracer import ComplexTracer, Context, Tracer, _Traced, active_context
+from gir.ir.ops import OPS, OpDef, derived
 
 
 def ufunc_name(uf: np.ufunc) -> str:
@@ -74,21 +81,8 @@ def _heaviside(ctx: Context, x: Any, h0: Any) -> Tracer:
     return _select(ctx, ctx.apply("gt", x, 0.0), 1.0, _select(ctx, ctx.apply("lt", x, 0.0), 0.0, at_zero))
 
 
-REAL: dict[np.ufunc, Callable[..., Any]] = {
-    uf: _op(op)
-    for uf, op in [
-        (np.add, "add"), (np.subtract, "sub"), (np.multiply, "mul"), (np.divide, "div"),
-        (np.negative, "neg"), (np.power, "pow"), (np.float_power, "pow"), (np.mod, "mod"),
-        (np.minimum, "minimum"), (np.maximum, "maximum"), (np.absolute, "abs"), (np.fabs, "abs"),
-        (np.sign, "sign"), (np.floor, "floor"), (np.exp, "exp"), (np.log, "log"),
-        (np.log1p, "log1p"), (np.expm1, "expm1"), (np.sqrt, "sqrt"), (np.sin, "sin"),
-        (np.cos, "cos"), (np.tan, "tan"), (np.arctan, "arctan"), (np.arctan2, "arctan2"),
-        (np.tanh, "tanh"), (sp.erf, "erf"), (sp.erfc, "erfc"), (np.less, "lt"),
-        (np.less_equal, "le"), (np.greater, "gt"), (np.greater_equal, "ge"), (np.equal, "eq"),
-        (np.not_equal, "ne"),
-    ]
-}  # fmt: skip
-REAL.update({
+#: Ufuncs that are not a single op applied to their operands (the others: the ops' traced_from).
+EXTRA_UFUNCS: dict[np.ufunc, Callable[..., Any]] = {
     np.square: lambda ctx, x: ctx.apply("mul", x, x),
     np.positive: _tracer,
     np.logical_and: lambda ctx, a, b: _select(ctx, a, ctx.to_bool(b), False),
@@ -96,7 +90,7 @@ REAL.update({
     np.logical_not: lambda ctx, a: _select(ctx, a, False, True),
     np.heaviside: _heaviside,
     sp.wofz: lambda ctx, x: _wofz(ctx, x, 0.0),
-})  # fmt: skip
+}
 
 
 _KWARG_DEFAULTS = {"out": None, "where": True, "dtype": None, "casting": "same_kind", "order": "K"}
@@ -116,7 +110,7 @@ def call_ufunc(uf: np.ufunc, inputs: tuple, kwargs: dict) -> Any:
         if rule is None:
             raise GirError(f"{ufunc_name(uf)} of a complex value is not supported by gir.trace")
         return rule(ctx, *(_pair(ctx, x) for x in inputs))
-    rule = REAL.get(uf)
+    rule = _rules()[0].get(uf)
     if rule is None:
         raise GirError(f"{ufunc_name(uf)} is not supported by gir.trace")
     return rule(ctx, *inputs)
@@ -314,14 +308,16 @@ def _where(ctx, condition, x=None, y=None):
     return _select(ctx, condition, x, y)
 
 
-def _reducer(op: str, what: str, missing_ok: bool):
+def _each_axis(op: str, what: str, missing_ok: bool):
+    """``what(a, axis=...)``: ``op`` along each axis named (by default every axis of ``a``)."""
+
     def reduce(ctx, a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
         _refuse_options(what, dtype=dtype, out=out, initial=initial, where=where)
         t = _tracer(ctx, a)
         for name in axis_names(ctx, t, axis, what):
             if name in t.axes:
                 t = ctx.apply(op, t, axis=name)
-            elif not missing_ok:
+            elif not missing_ok:  # along an axis a value is constant on, only some ops keep it
                 raise GirError(
                     f"{what} over axis {name!r} of a value that does not vary along it is not supported: "
                     "the axis length is not known while tracing"
@@ -331,26 +327,23 @@ def _reducer(op: str, what: str, missing_ok: bool):
     return reduce
 
 
-def _cumsum(ctx, a, axis=None, dtype=None, out=None):
-    _refuse_options("np.cumsum", dtype=dtype, out=out)
-    t = Tracer(ctx, ctx.to_float(ctx.lift(a)))
-    if axis is None and len(t.axes) != 1:
-        raise GirError(f"np.cumsum of a value on axes {list(t.axes)} needs an axis (axis=-1 or axis='E')")
-    names = t.axes if axis is None else axis_names(ctx, t, axis, "np.cumsum")
-    if len(names) != 1 or names[0] not in t.axes:
-        raise GirError(
-            f"np.cumsum along {axis!r} of a value on axes {list(t.axes)} is not supported: "
-            "the axis length is not known while tracing"
-        )
-    return ctx.apply("cumsum", t, axis=names[0])
+def _scan(op: str, what: str):
+    """``what(a, axis=...)``: the running ``op`` along one axis of ``a`` (booleans count as floats)."""
 
+    def scan(ctx, a, axis=None, dtype=None, out=None):
+        _refuse_options(what, dtype=dtype, out=out)
+        t = Tracer(ctx, ctx.to_float(ctx.lift(a)))
+        if axis is None and len(t.axes) != 1:
+            raise GirError(f"{what} of a value on axes {list(t.axes)} needs an axis (axis=-1 or axis='E')")
+        names = t.axes if axis is None else axis_names(ctx, t, axis, what)
+        if len(names) != 1 or names[0] not in t.axes:
+            raise GirError(
+                f"{what} along {axis!r} of a value on axes {list(t.axes)} is not supported: "
+                "the axis length is not known while tracing"
+            )
+        return ctx.apply(op, t, axis=names[0])
 
-def _flip(ctx, m, axis=None):
-    t = _tracer(ctx, m)
-    for name in axis_names(ctx, t, axis, "np.flip"):
-        if name in t.axes:  # a value constant along an axis is its own flip
-            t = ctx.apply("flip", t, axis=name)
-    return t
+    return scan
 
 
 def _clip(ctx, a, a_min=None, a_max=None, out=None, **kwargs):
@@ -375,13 +368,9 @@ def _constant_like(what: str, fill: float | None):
     return like
 
 
-FUNCTIONS: dict[Any, Callable[..., Any]] = {
+#: NumPy functions that are not a single op applied to their operands (the others: the ops' traced_from).
+EXTRA_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.where: _where,
-    np.sum: _reducer("sum", "np.sum", missing_ok=False),
-    np.mean: _reducer("mean", "np.mean", missing_ok=True),
-    np.cumsum: _cumsum,
-    np.flip: _flip,
-    np.sinc: lambda ctx, x: ctx.apply("sinc", x),
     np.clip: _clip,
     np.real: _part("real"),
     np.imag: _part("imag"),
@@ -393,7 +382,30 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
 
 def call_function(func: Any, args: tuple, kwargs: dict) -> Any:
     """Apply NumPy function ``func`` to tracers and numbers."""
-    rule = FUNCTIONS.get(func)
+    rule = _rules()[1].get(func)
     if rule is None:
         raise GirError(f"{function_name(func)} is not supported by gir.trace")
     return rule(_context((*args, *kwargs.values())), *args, **kwargs)
+
+
+# -- the rules the op registry gives ------------------------------------------------------------
+
+
+def _rule(op: OpDef, func: Any) -> Callable[..., Any]:
+    """How a call of ``func`` (in ``op.traced_from``) becomes ``op``."""
+    if op.along == "scan":
+        return _scan(op.name, function_name(func))
+    if op.along is not None:
+        return _each_axis(op.name, function_name(func), missing_ok=op.keeps_constant)
+    return _op(op.name)
+
+
+@derived
+def _rules() -> tuple[dict[np.ufunc, Callable[..., Any]], dict[Any, Callable[..., Any]]]:
+    """(ufunc rules, function rules): from every registered op's traced_from, then the extra tables."""
+    ufuncs: dict[np.ufunc, Callable[..., Any]] = {}
+    functions: dict[Any, Callable[..., Any]] = {}
+    for op in OPS.values():
+        for func in op.traced_from:
+            (ufuncs if isinstance(func, np.ufunc) else functions)[func] = _rule(op, func)
+    return {**ufuncs, **EXTRA_UFUNCS}, {**functions, **EXTRA_FUNCTIONS}

@@ -2,7 +2,7 @@
 
 from gir.ir.builder import Builder
 from gir.ir.graph import Graph, Node, Value
-from gir.ir.ops import OPS, OpDef, get_op, register
+from gir.ir.ops import OPS, OpDef, get_op, register, unregister
 from gir.ir.parser import parse
 from gir.ir.printer import dump
 from gir.ir.types import Type
@@ -20,5 +20,6 @@ __all__ = [
     "get_op",
     "parse",
     "register",
+    "unregister",
     "verify",
 ]

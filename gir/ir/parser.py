@@ -29,16 +29,17 @@ from gir.ir.ops import OPS
 from gir.ir.types import DTYPES, Type
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
+#: One token after optional blanks; ``bad`` catches any other character (an error).
 _TOKEN = re.compile(
-    rf"""(?P<str>"(?:[^"\\]|\\.)*")
+    rf"""[ \t]*(?:(?P<str>"(?:[^"\\]|\\.)*")
     |(?P<num>-?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|-inf(?![A-Za-z0-9_.]))
     |(?P<val>%(?:{_NAME}|[0-9]+))
     |(?P<ref>@{_NAME})
     |(?P<id>{_NAME})
-    |(?P<sym>->|[(){{}}\[\],:=])""",
+    |(?P<sym>->|[(){{}}\[\],:=])
+    |(?P<bad>[^ \t]))""",
     re.X,
 )
-_SPACE = re.compile(r"[ \t]*")
 _MAX_DEPTH = 50  # nesting of attribute lists
 T = TypeVar("T")
 
@@ -55,12 +56,12 @@ class _Line:
     def __init__(self, number: int, text: str):
         self.number, self.text, self.pos = number, text, 0
         self.toks: list[_Tok] = []
-        col = 0
-        while (col := _SPACE.match(text, col).end()) < len(text):
-            if not (m := _TOKEN.match(text, col)):
+        for m in _TOKEN.finditer(text):
+            kind = m.lastgroup or ""
+            if kind == "bad":
+                col = m.start(kind)
                 self.fail("unterminated string" if text[col] == '"' else f"unexpected {text[col]!r}", col + 1)
-            self.toks.append(_Tok(m.lastgroup or "", m.group(), col + 1))
-            col = m.end()
+            self.toks.append(_Tok(kind, m.group(kind), m.start(kind) + 1))
 
     def fail(self, message: str, col: int | None = None) -> NoReturn:
         """Raise a ParseError at ``col`` (default: the next token, or the end of the line)."""
@@ -135,6 +136,7 @@ class _Parser:
         self.first = lines[0][1]
         self.at = 0
         self.graphs: dict[str, Graph] = {}
+        self.types: dict[tuple[str, tuple[str, ...]], Type] = {}  # one object per distinct type
 
     def line(self, missing: str) -> _Line:
         """The next significant line; ``missing`` is the error at the end of the text."""
@@ -211,7 +213,10 @@ class _Parser:
         if tok.text not in DTYPES:
             line.fail(f"unknown dtype {tok.text!r}; expected one of {', '.join(DTYPES)}", tok.col)
         axes = line.items("]", lambda: line.next("an axis name", "id").text) if line.accept("[") else []
-        return tok, line.guard(tok.col, lambda: Type(tok.text, axes))
+        key = (tok.text, tuple(axes))
+        if key not in self.types:
+            self.types[key] = line.guard(tok.col, lambda: Type(tok.text, axes))
+        return tok, self.types[key]
 
     def values(self, line: _Line, env: dict[str, Value]) -> list[tuple[_Tok, Value]]:
         """A possibly empty comma-separated list of defined values: operands or returns."""
@@ -253,27 +258,39 @@ class _Parser:
         inputs = [v for _, v in self.values(line, env)]
         attributes: dict[str, Any] = {}
         if line.accept("{"):
-            for key, value in line.items("}", lambda: self.attribute(line)):
+            for key, col, value in line.items("}", lambda: self.attribute(line)):
                 if key.text in attributes or key.text not in OPS[op.text].attrs:
                     how = "repeated" if key.text in attributes else f"unknown to op {op.text!r}:"
                     line.fail(f"attribute {how} {key.text!r}", key.col)
+                self.check_attribute(line, op.text, key.text, value, col)
                 attributes[key.text] = value
         line.end()
-        outs = line.guard(op.col, lambda: b.op_multi(op.text, *inputs, **attributes))
+        hints = [None if tok.text[1].isdigit() else tok.text[1:] for tok, _ in results]
+        hint = hints[0] if len(hints) == 1 else None
+        outs = line.guard(op.col, lambda: b.op_multi(op.text, *inputs, hint=hint, **attributes))
         if len(outs) != len(results):
             line.fail(f"op {op.text!r} gives {len(outs)} results, the line names {len(results)}", op.col)
         for (tok, (type_tok, declared)), out in zip(results, outs):
             if declared != out.type:
                 line.fail(f"{tok.text} is declared {declared} but {op.text!r} gives {out.type}", type_tok.col)
-        hints = [None if tok.text[1].isdigit() else tok.text[1:] for tok, _ in results]
-        named = [Value(out.type, hint) for out, hint in zip(outs, hints)]
-        b.nodes[-1] = Node(op.text, inputs, named, b.nodes[-1].attrs)  # one name hint per result
+        named = list(outs)
+        if len(outs) > 1:  # one name hint per result
+            named = [Value(out.type, hint) for out, hint in zip(outs, hints)]
+            b.nodes[-1] = Node(op.text, inputs, named, b.nodes[-1].attrs)
         env.update((tok.text[1:], v) for (tok, _), v in zip(results, named))
 
-    def attribute(self, line: _Line) -> tuple[_Tok, Any]:
+    def attribute(self, line: _Line) -> tuple[_Tok, int, Any]:
+        """``key=value``: the key's token, the value's column and the value."""
         key = line.next("an attribute name", "id")
         line.expect("=")
-        return key, self.attr_value(line, 0)
+        col = tok.col if (tok := line.peek()) else len(line.text) + 1
+        return key, col, self.attr_value(line, 0)
+
+    def check_attribute(self, line: _Line, op: str, key: str, value: Any, col: int) -> None:
+        """A ParseError at the value where ``callee`` is not a graph (other attributes' kinds are
+        checked by the op registry, at the op)."""
+        if key == "callee" and not isinstance(value, Graph):
+            line.fail(f"attribute 'callee' of op {op!r} must be a graph like @f, got {_show(value)}", col)
 
     def attr_value(self, line: _Line, depth: int) -> Any:
         tok = line.next("an attribute value")
@@ -281,7 +298,10 @@ class _Parser:
             number = float if any(c in tok.text for c in ".eEn") else int
             return line.guard(tok.col, lambda: number(tok.text))
         if tok.kind == "str":
-            return line.guard(tok.col, lambda: json.loads(tok.text))
+            text = line.guard(tok.col, lambda: json.loads(tok.text))
+            if not text.isascii() and any("\ud800" <= c <= "\udfff" for c in text):
+                line.fail("a string may not hold a lone surrogate (\\ud800-\\udfff)", tok.col)
+            return text
         if tok.kind == "ref":
             if tok.text[1:] not in self.graphs:
                 line.fail(f"unknown graph {tok.text} (a callee must be defined before its use)", tok.col)
@@ -291,3 +311,12 @@ class _Parser:
         if tok.text == "[" and depth < _MAX_DEPTH:
             return tuple(line.items("]", lambda: self.attr_value(line, depth + 1)))
         line.fail(f"expected an attribute value, got {tok.text!r}", tok.col)
+
+
+def _show(value: Any) -> str:
+    """An attribute value as the text spells it."""
+    if isinstance(value, Graph):
+        return f"@{value.name}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)

@@ -47,6 +47,7 @@ def value_names(graph: Graph) -> dict[Value, str]:
     """Unique printed names: the hint where it is a valid, unused name, else a number."""
     names: dict[Value, str] = {}
     used: set[str] = set()
+    suffix: dict[str, int] = {}  # per hint, the last suffix taken: the search goes on from there
     counter = 0
     for v in graph.inputs:
         names[v] = v.name
@@ -55,10 +56,11 @@ def value_names(graph: Graph) -> dict[Value, str]:
         for v in node.outputs:
             hint = v.name
             if hint and IDENT.match(hint):
-                name, k = hint, 0
+                name, k = hint, suffix.get(hint, 0)
                 while name in used:
                     k += 1
                     name = f"{hint}_{k}"
+                suffix[hint] = k
             else:
                 while str(counter) in used:
                     counter += 1

@@ -129,6 +129,16 @@ class ModelExecutable:
             if np.any(bad):
                 raise InputError(f"kernel width {self.param_names[i]!r} must be positive")
 
+    def fixed_and_tied(self, theta: Any = None) -> tuple[dict[str, float], dict[str, tuple[str, float]]]:
+        """The model's fixed parameters (name -> value) and expressions (name -> (text, value)) at
+        ``theta``."""
+        theta = self.theta0 if theta is None else np.asarray(theta, dtype=np.float64)
+        free = {**(self._kwargs.get("fixed") or {}), **dict(zip(self.param_names, theta, strict=True))}
+        values = self.model.parameter_values(free)
+        texts = self.model.expressions()
+        fixed = {k: v for k, v in values.items() if k not in texts and k not in self.param_names}
+        return fixed, {k: (t, values[k]) for k, t in texts.items()}
+
     def _shape(self, arrays: dict[str, np.ndarray]) -> tuple[int, ...]:
         return tuple(np.shape(arrays[a])[0] for a in self.model.axes)
 

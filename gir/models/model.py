@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 
 from gir.errors import GirError
 from gir.frontend import expr as parse_expr
 from gir.ir.builder import Builder
 from gir.ir.graph import Graph, Value
 from gir.ir.types import Type
-from gir.models.component import Component, Param, Spec
+from gir.models.component import Component, Param, Spec, checked_spec, finalize_params, finalize_spec
 
 #: IR axis names: energy E, time T, the convolution's source time S; aux axes keep their names.
 E, T, S = "E", "T", "S"
@@ -85,6 +86,7 @@ class Model:
             raise GirError(f"component name {name!r} is the name of an axis of the model")
         for key, spec in component.params.items():
             _check_syntax(f"{name}.{key}", spec)
+        component = finalize_params(component, name)
         self.components.append(component)
         return component
 
@@ -110,6 +112,8 @@ class Model:
         self._check_target(target, "dynamics")
         if target in self.dynamics_of:
             raise GirError(f"{target!r} already has dynamics")
+        if frequency is not None:
+            frequency = checked_spec(frequency, f"{target}.frequency")
         if frequency is None:
             if global_terms:
                 raise GirError("global_terms need frequency= (subcycle dynamics)")
@@ -121,6 +125,9 @@ class Model:
             dyn = Dynamics(target, tuple(_kind(global_terms, "time", target)), subs, frequency, irf)
         if irf is not None:
             _kind([irf], "kernel", target)
+        dyn = _finalized(dyn)
+        if irf is not None:
+            irf = dyn.irf
             for key, spec in irf.params.items():
                 value = spec.value if isinstance(spec, Param) else spec
                 if isinstance(value, str):
@@ -160,7 +167,8 @@ class Model:
         for name, c in _term_names(prof.terms, target):
             for key, spec in c.params.items():
                 _check_syntax(f"{target}.{name}.{key}", spec)
-        self.profiles[target] = prof
+        final = (finalize_params(c, f"{target}.{n}") for n, c in _term_names(prof.terms, target))
+        self.profiles[target] = attrs.evolve(prof, terms=tuple(final))
 
     def _check_target(self, target: str, what: str) -> None:
         spec = self.parameters().get(target)
@@ -213,6 +221,33 @@ class Model:
             if f"{d.target}.{d.irf.definition.name}.{p}" in free
         ]
 
+    def parameter_values(self, free: Mapping[str, float]) -> dict[str, float]:
+        """Every parameter's own value (before time dependence and profiles): the free ones from
+        ``free``, fixed numbers as given, expressions evaluated."""
+        specs = self.parameters()
+        out: dict[str, float] = {}
+
+        def value(name: str) -> float:
+            if name not in out:
+                spec = specs[name]
+                if isinstance(spec, str):
+                    source, refs = _encode(spec)
+                    g = parse_expr(source)
+                    out[name] = _scalar_value(g, {v.name: value(refs.get(v.name, v.name)) for v in g.inputs})
+                elif name in free:
+                    out[name] = float(free[name])
+                else:
+                    out[name] = float(spec.value if isinstance(spec, Param) else spec)
+            return out[name]
+
+        for name in specs:
+            value(name)
+        return out
+
+    def expressions(self) -> dict[str, str]:
+        """The parameters given as expressions, by name."""
+        return {k: v for k, v in self.parameters().items() if isinstance(v, str)}
+
     # -- the graph ----------------------------------------------------------------
 
     def graph(self, components: bool = False) -> Graph:
@@ -226,6 +261,17 @@ class Model:
         from gir.models.executable import ModelExecutable
 
         return ModelExecutable(self, target, **kwargs)
+
+    def simulate(
+        self, theta: Any = None, *, noise: Any = 0.0, seed: Any = None, target: str = "numpy", **arrays: Any
+    ) -> np.ndarray:
+        """The model at ``theta`` on ``arrays`` (default: demo axes) plus Gaussian noise of std ``noise``.
+
+        See :func:`gir.models.simulate.simulate`.
+        """
+        from gir.models.simulate import simulate
+
+        return simulate(self, theta, noise=noise, seed=seed, target=target, **arrays)
 
     # -- serialization ------------------------------------------------------------
 
@@ -297,6 +343,23 @@ def _kind(terms: Iterable[Any], kind: str, target: str) -> list[Component]:
     return terms
 
 
+def _finalized(dyn: Dynamics) -> Dynamics:
+    """``dyn`` with its numbers checked and its start values clipped into their bounds (finalize_spec)."""
+
+    def clip(terms: Sequence[Component], prefix: str = "") -> tuple[Component, ...]:
+        named = _term_names(terms, dyn.target)
+        return tuple(finalize_params(c, f"{dyn.target}.{prefix}{n}") for n, c in named)
+
+    irf = dyn.irf
+    return attrs.evolve(
+        dyn,
+        terms=clip(dyn.terms),
+        subcycles=tuple(clip(terms, f"sub{k}.") for k, terms in enumerate(dyn.subcycles, 1)),
+        frequency=None if dyn.frequency is None else finalize_spec(dyn.frequency, f"{dyn.target}.frequency"),
+        irf=None if irf is None else finalize_params(irf, f"{dyn.target}.{irf.definition.name}"),
+    )
+
+
 def _term_names(terms: Sequence[Component], owner: str = "") -> list[tuple[str, Component]]:
     """Names of terms: their type, numbered from the second of a kind on (expFun, expFun_2)."""
     seen: dict[str, int] = {}
@@ -332,6 +395,15 @@ def _encode(text: str) -> tuple[str, dict[str, str]]:
         taken.add(ident)
         ids[ref] = ident
     return DOTTED.sub(lambda m: ids[m.group()], text), {i: r for r, i in ids.items()}
+
+
+def _scalar_value(g: Graph, inputs: Mapping[str, float]) -> float:
+    """A scalar expression graph evaluated through each op's NumPy reference."""
+    env: dict[Value, Any] = {v: np.float64(inputs[v.name]) for v in g.inputs}
+    for node in g.nodes:
+        with np.errstate(all="ignore"):
+            env[node.outputs[0]] = node.opdef.reference(**node.attributes)(*(env[v] for v in node.inputs))
+    return float(env[g.outputs[0]])
 
 
 def _check_syntax(name: str, spec: Spec) -> None:

@@ -1,10 +1,11 @@
 """Automatic differentiation on the IR: forward mode (JVP) and reverse mode (VJP).
 
 Both build ordinary graphs from the derivative rules in the op definitions
-(:data:`gir.ir.ops.PARTIALS`, ``LINEAR``, ``TRANSPOSE``), so every target
-compiles them, and the optimizer's CSE shares work between a value and its
-derivatives (the ``exp`` of a peak is computed once for the value and every
-column of the Jacobian).
+(the ``partials``, ``linear`` and ``transpose`` fields of
+:class:`gir.ir.ops.OpDef`), so every target compiles them, and the
+optimizer's CSE shares work between a value and its derivatives (the
+``exp`` of a peak is computed once for the value and every column of the
+Jacobian).
 
 Forward mode carries one tangent per parameter, sparsely: a value that does not
 depend on a parameter has no tangent for it, and a tangent only has the axes
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import networkx as nx
 
@@ -225,13 +227,26 @@ def vjp(graph: Graph, wrt: Iterable[str] | None = None) -> Graph:
     return b.build(outputs, name=f"{graph.name}_vjp")
 
 
+def _wrt_option(name: str, wrt: Any) -> list[str] | None:
+    """The ``wrt`` option of a pipeline step: ``None`` (every float parameter) or names joined by ``+``."""
+    if wrt is None:
+        return None
+    if not isinstance(wrt, str) or not all(wrt.split("+")):
+        raise GirError(
+            f"option wrt of pass {name!r} takes parameter names joined by '+' (wrt=A+x0), not {wrt!r}"
+        )
+    return wrt.split("+")
+
+
 @graph_pass("jvp")
-def jvp_pass(graph: Graph) -> Graph:
-    """Forward-mode derivatives of every output with respect to every parameter (see :func:`jvp`)."""
-    return jvp(graph)
+def jvp_pass(graph: Graph, wrt: str | None = None) -> Graph:
+    """Forward-mode derivatives of every output with respect to every float parameter, or those of
+    ``wrt`` (``jvp{wrt=A+x0}``; see :func:`jvp`)."""
+    return jvp(graph, _wrt_option("jvp", wrt))
 
 
 @graph_pass("vjp")
-def vjp_pass(graph: Graph) -> Graph:
-    """Reverse-mode gradients with one seed input per output (see :func:`vjp`)."""
-    return vjp(graph)
+def vjp_pass(graph: Graph, wrt: str | None = None) -> Graph:
+    """Reverse-mode gradients with one seed input per output, with respect to every float parameter
+    or those of ``wrt`` (``vjp{wrt=A+x0}``; see :func:`vjp`)."""
+    return vjp(graph, _wrt_option("vjp", wrt))

@@ -16,13 +16,12 @@ from the node's operands (and new nodes), never from its users.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from gir.errors import GirError
+from gir.errors import GirError, warn
 from gir.ir.builder import Builder
 from gir.ir.graph import Graph, Node, Value
 from gir.ir.ops import get_op
@@ -291,9 +290,5 @@ def apply_rewrites(
                 hook(pass_name, name, node)
             break
     if applied >= cap and work.queue:
-        warnings.warn(
-            f"pass {pass_name!r} stopped after {applied} rewrites without reaching a fixed point",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warn(f"pass {pass_name!r} stopped after {applied} rewrites without reaching a fixed point")
     return work.build()

@@ -8,16 +8,22 @@ them from the IR alone.
 The analysis propagates the polynomial degree of every value in a candidate
 set of parameters through the graph (calls are inlined first):
 
-- inputs: 1 for a candidate, 0 for anything else; constants: 0;
-- ``add``, ``sub``, ``neg``, ``sum``, ``mean``, ``cumsum``, ``flip``,
-  ``bcast`` (its first operand) and the branches of ``where``: the largest
-  degree of the operands;
-- ``mul``: the sum of the degrees; ``pow`` with a constant non-negative
-  integer exponent k: k times the degree of the base;
-- ``div``: the degree of the numerator when the denominator has degree 0;
+- inputs: 1 for a candidate, 0 for anything else; constants and any op of
+  degree-0 values: 0;
+- an op with a ``linear`` rule in the registry (``add``, ``sub``, ``neg``,
+  ``sum``, ``mean``, ``cumsum``, ``flip``, ``bcast`` in its first operand,
+  ``where`` in its branches): the largest degree of the operands it is linear
+  in, if its other operands (but shape-only ones) have degree 0;
+- an op with a ``degree`` rule: that rule (``mul``: the sum of the degrees;
+  ``pow`` with a constant non-negative integer exponent k: k times the degree
+  of the base; ``div``: the degree of the numerator when the denominator has
+  degree 0);
 - anything else (``exp``, ``sqrt``, comparisons, the condition of ``where``,
   a denominator of degree > 0, ...) of a value of degree > 0: nonlinear
   (``inf``).
+
+Both rules are fields of the op's definition (:meth:`gir.ir.ops.OpDef.degree_of`),
+so a new op gets the right answer from its ``linear`` rule alone.
 
 The outputs are jointly affine in the set when their degree is at most 1. The
 degree is an upper bound (no cancellation is assumed), so the answer is safe:
@@ -42,13 +48,12 @@ import math
 from collections.abc import Iterable, Sequence
 
 from gir.ir.graph import Graph, Value
+from gir.ir.ops import get_op
 from gir.ir.types import FLOATS
 from gir.passes.inline import inline
 
 #: The degree of a value that is not a polynomial in the candidates.
 NONLINEAR = math.inf
-
-_KEEP_MAX = frozenset({"add", "sub", "neg", "sum", "mean", "cumsum", "flip"})
 
 
 def _constant(graph_producers: dict[Value, object], v: Value) -> float | None:
@@ -73,28 +78,7 @@ def _degrees(g: Graph, params: set[str]) -> dict[Value, float]:
     producers = g.producers()
     for node in g.nodes:
         ins = [deg.get(v, 0) for v in node.inputs]
-        top = max(ins, default=0)
-        op = node.op
-        if top == 0:
-            d = 0
-        elif op in _KEEP_MAX:
-            d = top
-        elif op == "bcast":
-            d = ins[0]
-        elif op == "where":
-            d = max(ins[1], ins[2]) if ins[0] == 0 else NONLINEAR
-        elif op == "mul":
-            d = sum(ins)
-        elif op == "div":
-            d = ins[0] if ins[1] == 0 else NONLINEAR
-        elif op == "pow":
-            k = _constant(producers, node.inputs[1])
-            if k is not None and float(k).is_integer() and k >= 0 and ins[0] != NONLINEAR:
-                d = ins[0] * int(k)
-            else:
-                d = NONLINEAR
-        else:
-            d = NONLINEAR
+        d = get_op(node.op).degree_of(ins, lambda i, node=node: _constant(producers, node.inputs[i]))
         for o in node.outputs:
             deg[o] = d
     return deg

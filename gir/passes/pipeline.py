@@ -16,16 +16,8 @@ from gir.ir.graph import Graph, Node
 from gir.ir.printer import dump as dump_ir
 from gir.ir.verify import verify as verify_graph
 from gir.passes.base import PASSES, Pass, Rewrite, RewritePass
+from gir.passes.builtin import PRESETS
 from gir.passes.driver import ON_REWRITE
-
-#: Named pipelines. O2 assumes finite values (see docs/passes.md); specialize
-#: does nothing unless parameters are fixed.
-PRESETS: dict[str, str] = {
-    "O0": "",
-    "O1": "inline,fold,canonicalize,cse,dce",
-    "O2": "inline,specialize,canonicalize,cse,simplify{finite_math},flatten,canonicalize,cse,"
-    "simplify{finite_math},flatten,canonicalize,cse,share,dce",
-}
 
 
 @attrs.frozen
@@ -102,12 +94,12 @@ def _options(text: str) -> dict[str, Any]:
 
 
 def known_passes() -> str:
-    names = [n for n, p in PASSES.items() if p.group is None]
-    return ", ".join([*PRESETS, *sorted(names)])
+    """The presets and the listed pass names, for error messages."""
+    return ", ".join([*PRESETS, *PASSES.listed()])
 
 
 def lookup(name: str) -> Pass:
-    """The registered pass ``name``; a GirError lists the known ones."""
+    """The pass ``name`` (a standard one is loaded on first use); a GirError lists the known ones."""
     try:
         return PASSES[name]
     except KeyError:

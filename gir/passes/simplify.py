@@ -11,6 +11,9 @@ axes than the result, or ``1/y`` is computed anyway; like ``-freciprocal-math``:
 Combining constants, ``x/c -> x*(1/c)`` (for a finite, normal ``1/c``) and
 the reciprocal rule may change the last bits of a result, as any
 reassociation does.
+
+The rewrites run together as the group ``simplify`` (with ``fold``), declared in
+:mod:`gir.passes.builtin`; each also runs alone by its name.
 """
 
 from __future__ import annotations
@@ -20,27 +23,13 @@ import math
 import numpy as np
 
 from gir.ir.graph import Node, Value
-from gir.ir.ops import get_op
-from gir.passes.base import PASSES, rewrite
+from gir.ir.ops import KEEPS_FINITE, get_op
+from gir.passes.base import rewrite
 from gir.passes.driver import RewriteBuilder
-from gir.passes.fold import PYTHON_TYPE, fold
+from gir.passes.fold import PYTHON_TYPE
 
-#: Ops whose result is finite when their operands are.
-BOUNDED = {
-    "sin",
-    "cos",
-    "tanh",
-    "erf",
-    "erfc",
-    "arctan",
-    "sign",
-    "neg",
-    "abs",
-    "floor",
-    "minimum",
-    "maximum",
-    "where",
-}
+#: Ops whose result is finite when their operands are (``keeps_finite`` in their definitions).
+BOUNDED = KEEPS_FINITE
 
 
 def is_finite(v: Value, b: RewriteBuilder, depth: int = 8) -> bool:
@@ -78,7 +67,7 @@ def _rebuild(node: Node, b: RewriteBuilder, inputs: list[Value]) -> Value | None
 # -- add and mul ----------------------------------------------------------------
 
 
-@rewrite("add", "mul", group="simplify")
+@rewrite("add", "mul")
 def combine_constants(node: Node, b: RewriteBuilder) -> Value | None:
     """``x + 1 + y + 2 -> x + y + 3``: all constant operands of an n-ary add/mul become one, last."""
     consts = [v for v in node.inputs if b.constant(v) is not None]
@@ -92,7 +81,7 @@ def combine_constants(node: Node, b: RewriteBuilder) -> Value | None:
     return _rebuild(node, b, [*others, b.const(kind(value))])
 
 
-@rewrite("add", "mul", group="simplify")
+@rewrite("add", "mul")
 def drop_units(node: Node, b: RewriteBuilder) -> Value | None:
     """``x + 0 -> x``, ``x * 1 -> x`` (when the dtype stays)."""
     unit = 0 if node.op == "add" else 1
@@ -102,7 +91,7 @@ def drop_units(node: Node, b: RewriteBuilder) -> Value | None:
     return _rebuild(node, b, kept or [node.inputs[0]])
 
 
-@rewrite("mul", group="simplify")
+@rewrite("mul")
 def mul_zero(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
     """``x * 0 -> 0`` for finite ``x`` (``inf * 0`` is nan)."""
     if not any(b.constant(v) == 0 for v in node.inputs):
@@ -115,7 +104,7 @@ def mul_zero(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value 
 # -- sub, neg, div --------------------------------------------------------------
 
 
-@rewrite("sub", group="simplify")
+@rewrite("sub")
 def sub_self(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
     """``x - x -> 0`` for finite ``x`` (``inf - inf`` is nan)."""
     x, y = node.inputs
@@ -124,7 +113,7 @@ def sub_self(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value 
     return _const(node, b, 0)
 
 
-@rewrite("sub", group="simplify")
+@rewrite("sub")
 def sub_constant(node: Node, b: RewriteBuilder) -> Value | None:
     """``x - 0 -> x``, ``0 - x -> -x``, ``x - c -> x + (-c)`` (exact; lets constants combine)."""
     x, y = node.inputs
@@ -138,14 +127,14 @@ def sub_constant(node: Node, b: RewriteBuilder) -> Value | None:
     return None
 
 
-@rewrite("neg", group="simplify")
+@rewrite("neg")
 def neg_neg(node: Node, b: RewriteBuilder) -> Value | None:
     """``-(-x) -> x``."""
     p = b.producer(node.inputs[0])
     return p.inputs[0] if p is not None and p.op == "neg" else None
 
 
-@rewrite("div", group="simplify")
+@rewrite("div")
 def div_constant(node: Node, b: RewriteBuilder) -> Value | None:
     """``x / c -> x * (1/c)`` for a constant ``c`` whose reciprocal is finite and nonzero."""
     x, c = node.inputs
@@ -158,7 +147,7 @@ def div_constant(node: Node, b: RewriteBuilder) -> Value | None:
     return _same(node, b.op("mul", x, b.const(inv)))
 
 
-@rewrite("div", group="simplify")
+@rewrite("div")
 def div_reciprocal(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
     """``x / y -> x * (1/y)`` where that saves divisions: ``y`` varies over fewer axes than the
     result (``(E - x0) / F``: one division, then a multiplication per point), or ``1/y`` is
@@ -179,7 +168,7 @@ def div_reciprocal(node: Node, b: RewriteBuilder, finite_math: bool = False) -> 
 # -- powers, exp and log ----------------------------------------------------------
 
 
-@rewrite("pow", group="simplify")
+@rewrite("pow")
 def pow_constant(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
     """``x**n`` for integer ``|n| <= 4`` into products (negative: ``1/...``); ``x**0.5 -> sqrt x``,
     ``x**-0.5 -> 1/sqrt x`` (these for finite ``x``: ``(-inf)**0.5`` is inf, ``sqrt(-inf)`` nan)."""
@@ -203,14 +192,14 @@ def pow_constant(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Va
     return prod if n > 0 else b.op("div", b.const(1.0), prod)
 
 
-@rewrite("exp", group="simplify")
+@rewrite("exp")
 def exp_log(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
     """``exp(log x) -> x`` (only with finite_math: for ``x < 0`` the left side is nan)."""
     p = b.producer(node.inputs[0])
     return _same(node, p.inputs[0]) if finite_math and p is not None and p.op == "log" else None
 
 
-@rewrite("log", group="simplify")
+@rewrite("log")
 def log_exp(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value | None:
     """``log(exp x) -> x`` (only with finite_math: ``exp`` overflows to inf for ``x > 709``)."""
     p = b.producer(node.inputs[0])
@@ -220,7 +209,7 @@ def log_exp(node: Node, b: RewriteBuilder, finite_math: bool = False) -> Value |
 # -- axes and selection -------------------------------------------------------------
 
 
-@rewrite("flip", group="simplify")
+@rewrite("flip")
 def flip_flip(node: Node, b: RewriteBuilder) -> Value | None:
     """``flip(flip x) -> x`` and ``flip(cumsum(flip x)) -> cumsum(x, reverse)`` along one axis."""
     axis = node.attr("axis")
@@ -235,7 +224,7 @@ def flip_flip(node: Node, b: RewriteBuilder) -> Value | None:
     return None
 
 
-@rewrite("where", group="simplify")
+@rewrite("where")
 def where_known(node: Node, b: RewriteBuilder) -> Value | None:
     """``where(true, a, b) -> a``, ``where(false, a, b) -> b``, ``where(c, a, a) -> a``."""
     cond, x, y = node.inputs
@@ -243,9 +232,6 @@ def where_known(node: Node, b: RewriteBuilder) -> Value | None:
     if x is y:
         return x
     return None if c is None else _same(node, x if c else y)
-
-
-PASSES["simplify"].add(fold)  # simplify folds constants too, as identities make new ones
 
 
 # -- reductions along an axis: move out what does not vary along it --------------
@@ -280,7 +266,7 @@ def _split(v: Value, axis: str, b: RewriteBuilder) -> tuple[list[Value], list[Va
     return [], [], v
 
 
-@rewrite("cumsum", "sum", group="simplify")
+@rewrite("cumsum", "sum")
 def reduce_varying_part(node: Node, b: RewriteBuilder) -> Value | None:
     """``cumsum(a[T] * g[T,E] / d[T], E) -> a * cumsum(g, E) / d``: factors constant along the
     axis leave the reduction, so it runs on fewer axes (exact up to rounding)."""
@@ -299,7 +285,7 @@ def reduce_varying_part(node: Node, b: RewriteBuilder) -> Value | None:
     return _same(node, out)
 
 
-@rewrite("cumsum", "sum", group="simplify")
+@rewrite("cumsum", "sum")
 def distribute_reduction(node: Node, b: RewriteBuilder) -> Value | None:
     """``cumsum(a*g + c*h) -> cumsum(a*g) + cumsum(c*h)`` when every term has a factor constant
     along the axis, so that each reduction then runs on fewer axes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -82,25 +83,32 @@ class Executable:
 
         Each result gets a leading dimension of length B.
         """
-        thetas = np.asarray(thetas, dtype=np.float64)
-        if thetas.ndim != 2 or thetas.shape[1] != len(self.param_names):
-            raise InputError(f"thetas must have shape (B, {len(self.param_names)}), got {thetas.shape}")
+        thetas = self._theta(thetas, batch=True)
         args, sizes = self._arguments(thetas, arrays, batch=True)
         return self._results(self._artifact.batch(args), sizes, thetas.shape[0])
 
     # -- derivatives ------------------------------------------------------------
 
     def _derivative(self, mode: str) -> Executable:
-        """The executable of the forward (JVP) or reverse (VJP) graph, compiled once."""
-        cache = self.__dict__.setdefault("_derivatives", {})
-        if mode not in cache:
-            from gir.passes import optimize
-            from gir.passes.autodiff import jvp, vjp
-            from gir.runtime.compile import compile_graph
+        """The executable of the forward (JVP) or reverse (VJP) graph, compiled once.
 
-            graph = (jvp if mode == "forward" else vjp)(self.graph)
-            cache[mode] = compile_graph(optimize(graph, "O2"), self.target, self.options)
-        return cache[mode]
+        Shared through the derivative cache by every executable of an equal graph, target and options.
+        """
+        mine = self.__dict__.setdefault("_derivatives", {})
+        if mode not in mine:
+            from gir.runtime.cache import DERIVATIVES
+
+            key = (self.graph.structural_hash, self.target, repr(sorted(self.options.items())), mode)
+            mine[mode] = DERIVATIVES.get(key, lambda: self._compile_derivative(mode))
+        return mine[mode]
+
+    def _compile_derivative(self, mode: str) -> Executable:
+        from gir.passes import optimize
+        from gir.passes.autodiff import jvp, vjp
+        from gir.runtime.compile import compile_graph
+
+        graph = (jvp if mode == "forward" else vjp)(self.graph)
+        return compile_graph(optimize(graph, "O2"), self.target, self.options)
 
     def _mode(self, mode: str) -> str:
         """``auto``: reverse mode when every output is a scalar and there are more parameters than outputs."""
@@ -140,7 +148,7 @@ class Executable:
         names = [v.name for v in rev.graph.inputs[len(self.graph.inputs) :]]
         named = dict(arrays)
         if theta is not None:
-            named.update(zip(self.param_names, np.asarray(theta, dtype=np.float64), strict=True))
+            named.update(zip(self.param_names, self._theta(theta, batch=False), strict=True))
         outs = rev(**named, **dict(zip(names, seeds, strict=True)))
         outs = outs if isinstance(outs, tuple) else (outs,)
         return np.array(outs[len(self.graph.outputs) :], dtype=np.float64)
@@ -185,16 +193,42 @@ class Executable:
             jacs.append(jac)
         return values, jacs
 
+    def _theta(self, theta: Any, batch: bool) -> np.ndarray:
+        """``theta`` as float64: a vector of P real numbers, or (B, P) for a batch.
+
+        A mapping gives the parameters by name (vectors of length B for a batch).
+        Complex, non-numeric and ragged values raise an InputError naming the parameter.
+        """
+        names = self.param_names
+        if isinstance(theta, Mapping):
+            unknown = sorted(set(theta) - set(names))
+            if unknown:
+                raise InputError(f"theta: unknown parameter {unknown[0]!r}; parameters are {list(names)}")
+            missing = [n for n in names if n not in theta]
+            if missing:
+                raise InputError(f"theta: missing parameter {missing[0]!r} (missing: {missing})")
+            theta = [_real(theta[n], f"parameter {n!r}") for n in names]
+            theta = np.stack(theta, axis=-1) if theta else np.zeros((0,))
+        what = "thetas" if batch else "theta"
+        try:
+            arr = np.asarray(theta)
+        except (ValueError, TypeError) as e:  # ragged nesting
+            raise InputError(f"{what} must be an array of real numbers: {e}") from None
+        want = (2, f"shape (B, {len(names)})") if batch else (1, f"a vector of {len(names)} parameters")
+        if arr.ndim != want[0] or arr.shape[-1] != len(names):
+            if batch:
+                raise InputError(f"thetas must have {want[1]}, got {arr.shape}")
+            raise InputError(f"theta must be {want[1]} {list(names)}, got shape {arr.shape}")
+        if arr.dtype.kind not in "biuf":  # each element as given, so the first bad one is named
+            items = np.asarray(theta, dtype=object)
+            for j, name in enumerate(names):
+                _real(items[..., j], f"parameter {name!r}")
+        return arr.astype(np.float64, copy=False)
+
     def _arguments(self, theta, inputs: dict[str, Any], batch: bool) -> tuple[list, dict[str, int]]:
         params: dict[str, Any] = {}
         if theta is not None:
-            theta = np.asarray(theta, dtype=np.float64)
-            if not batch:
-                if theta.ndim != 1 or theta.shape[0] != len(self.param_names):
-                    raise InputError(
-                        f"theta must be a vector of {len(self.param_names)} parameters "
-                        f"{list(self.param_names)}, got shape {theta.shape}"
-                    )
+            theta = self._theta(theta, batch)
             columns = theta.T if batch else theta[:, None]
             params = dict(zip(self.param_names, columns, strict=True))
             for name in inputs:
@@ -218,7 +252,10 @@ class Executable:
 
     def _argument(self, v: Value, value: Any, sizes: dict[str, int], from_theta: bool) -> np.ndarray:
         dtype = _NP_DTYPES[v.type.dtype]
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as e:  # ragged nesting
+            raise InputError(f"input {v.name!r} must be an array of {v.type.dtype}: {e}") from None
         if not np.can_cast(arr.dtype, dtype, "same_kind") or arr.dtype.kind not in "biuf":
             raise InputError(f"input {v.name!r} must be {v.type.dtype}, got dtype {arr.dtype}")
         arr = arr.astype(dtype, copy=False)
@@ -256,6 +293,21 @@ class Executable:
                 out = np.broadcast_to(out, layout).reshape((batch, *shape))
             results.append(out)
         return results[0] if len(results) == 1 else tuple(results)
+
+
+def _real(value: Any, what: str) -> np.ndarray:
+    """``value`` as an array of real numbers, or an InputError naming ``what`` and the first bad element."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{what} must be a real number: {e}") from None
+    if arr.dtype.kind in "biuf":
+        return arr
+    for x in arr.ravel().tolist():  # Python objects: the first that is not a real number is named
+        if not isinstance(x, numbers.Real):
+            kind = {complex: "complex", str: "a string"}.get(type(x), type(x).__name__)
+            raise InputError(f"{what} must be a real number, got {x!r} ({kind})")
+    return arr.astype(np.float64)
 
 
 def on_axes(value: Any, axes: tuple[str, ...], to: tuple[str, ...], shape: tuple[int, ...]) -> np.ndarray:

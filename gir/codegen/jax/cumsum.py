@@ -14,13 +14,16 @@ A matmul does not follow IEEE semantics for non-finite values: ``inf * 0``
 is nan, so an inf turns the sums before it in its block, and the carries of
 the blocks before, into nan. The block totals show it (one of them is then
 not finite, as it is when a sum overflows), and a ``lax.cond`` on that small
-check hands such inputs to NumPy's own cumsum through a host callback: the
-rare case gets exactly the reference's infs and nans and costs nothing to
-compile, and the common case pays a reduction over the block totals. Under
-``vmap`` a batched flag would make the ``cond`` a select that always runs
-both branches; a custom batching rule checks the whole batch at once
-instead. A custom JVP (the sum is linear: its tangent is the matmul path
-applied to the tangent) keeps the function differentiable in both modes.
+check hands such inputs to a sequential ``lax.scan``: one addition a step in
+NumPy's order, so the rare case gets exactly the reference's sums, infs and
+nans, on the device and in the traced precision (a host callback would
+return its result through JAX's dtype canonicalization, which turns float64
+into float32 on a thread where x64 is not enabled), and the common case pays
+a reduction over the block totals. Under ``vmap`` a batched flag would make
+the ``cond`` a select that always runs both branches; a custom batching rule
+checks the whole batch at once instead. A custom JVP (the sum is linear: its
+tangent is the matmul path applied to the tangent) keeps the function
+differentiable in both modes.
 """
 
 from __future__ import annotations
@@ -74,15 +77,21 @@ def _parts(x, reverse: bool):
 
 
 def _join(within, carry, n: int):
-    out = (within + carry[..., None]).reshape((*within.shape[:-2], -1))
+    # the length spelled out, not -1 (which cannot be inferred when another axis has length 0)
+    out = (within + carry[..., None]).reshape((*within.shape[:-2], within.shape[-2] * within.shape[-1]))
     return out[..., :n] if out.shape[-1] != n else out
 
 
-def _numpy_cumsum(x: np.ndarray, reverse: bool) -> np.ndarray:
-    x = np.asarray(x)
-    with np.errstate(all="ignore"):
-        out = np.flip(np.cumsum(np.flip(x, -1), -1), -1) if reverse else np.cumsum(x, -1)
-    return np.ascontiguousarray(out)
+def _sequential(x, reverse: bool):
+    """The cumulative sum along the last axis, one addition a step in NumPy's order."""
+    steps = jnp.moveaxis(x, -1, 0)
+
+    def step(total, value):
+        total = total + value
+        return total, total
+
+    _, out = lax.scan(step, jnp.full_like(steps[0], -0.0), steps, reverse=reverse)  # -0.0: x + -0.0 is x
+    return jnp.moveaxis(out, 0, -1)
 
 
 def _checked(x, reverse: bool):
@@ -90,13 +99,8 @@ def _checked(x, reverse: bool):
     n = x.shape[-1]
     within, carry, totals = _parts(x, reverse)
 
-    def exact(a, w, c):  # NumPy's cumsum on the host, put in the blocks' shape
-        out = jax.pure_callback(
-            functools.partial(_numpy_cumsum, reverse=reverse),
-            jax.ShapeDtypeStruct(a.shape, a.dtype),
-            a,
-            vmap_method="broadcast_all",
-        )
+    def exact(a, w, c):  # the sequential sum, put in the blocks' shape
+        out = _sequential(a, reverse)
         pad = w.shape[-2] * w.shape[-1] - n
         out = jnp.pad(out, [(0, 0)] * (out.ndim - 1) + [(0, pad)]) if pad else out
         return out.reshape(w.shape), jnp.zeros_like(c)
@@ -111,7 +115,7 @@ def _batchable(reverse: bool):
     """``_checked`` whose vmap is itself on the batched array: one check for the whole batch.
 
     Plain vmap would batch the flag and turn the cond into a select that
-    always runs both branches (the host callback included).
+    always runs both branches (the sequential scan included).
     """
 
     @custom_vmap
@@ -148,6 +152,6 @@ def cumsum(x, axis: int, reverse: bool = False):
     if not jnp.issubdtype(x.dtype, jnp.floating):  # exact integer sums; bool counts as in NumPy
         x = x.astype(jnp.int64) if x.dtype == jnp.bool_ else x
         return lax.cumsum(x, axis % x.ndim, reverse=reverse)
-    if x.shape[axis] <= 1:
+    if x.shape[axis] <= 1 or x.size == 0:  # nothing to add (an axis of length 0 anywhere: no elements)
         return x
     return jnp.moveaxis(_scan(jnp.moveaxis(x, axis, -1), reverse), -1, axis)

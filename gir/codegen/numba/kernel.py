@@ -210,7 +210,8 @@ class KernelWriter:
             computed[out] = self.local[out]
             return
         inputs = node.inputs
-        if node.op in ("add", "mul"):  # the NumPy target's order: operands with fewer axes combine first
+        if node.opdef.arity is None and node.opdef.commutative:  # the NumPy target's order (add, mul):
+            # operands with fewer axes combine first
             inputs = sorted(inputs, key=lambda v: len(v.type.axes))
         args = [self._read(v, computed) for v in inputs]
         expr = scalar_expr(node.op, args, node.attributes, [v.type.dtype for v in inputs], self.fast_exp)

@@ -1,16 +1,21 @@
-"""Per-op scalar emitters for Numba: one element of each elementwise op.
+"""Per-op scalar expressions for Numba: one element of each elementwise op.
 
-An emitter maps the operand sources (names, array reads or literals), the
-op's attributes and the operand dtypes to a Python expression for one
-element. Every expression has the semantics of the op's NumPy template
-(the reference): ``math.*`` for the scalar functions, the helpers in
+An elementwise op's NumPy template is itself the Numba expression of one
+element when it refers to nothing but ``np`` (Numba compiles NumPy ufuncs on
+scalars): ``sub``, ``div``, the comparisons, ``floor``, and any op registered
+later with such a template need no entry here. :data:`SCALAR` holds only the
+ops whose Numba code differs from the template. An emitter maps the operand
+sources (names, array reads or literals), the op's attributes and the operand
+dtypes to a Python expression for one element, with the semantics of the
+template (the reference): ``math.*`` for the scalar functions, the helpers in
 :mod:`gir.codegen.numba.support` where NumPy's ufunc differs from Python
-(sign, minimum, maximum, sinc), and n-ary sums and products evaluated left
-to right as the NumPy template does. Division by zero gives inf/nan because
-every kernel is compiled with ``error_model="numpy"``.
+(sign, minimum, maximum, sinc), SciPy's functions (no Numba support) through
+:mod:`gir.codegen.numba.faddeeva` and ``math``. Division by zero gives inf/nan
+because every kernel is compiled with ``error_model="numpy"``.
 
-Non-elementwise ops (sum, mean, cumsum, flip) are loops, not expressions;
-:mod:`gir.codegen.numba.kernel` emits them (sums in NumPy's own order).
+Ops along an axis (sum, mean, cumsum, flip: :data:`LOOP_OPS`) are loops, not
+expressions; :mod:`gir.codegen.numba.kernel` emits them (sums in NumPy's own
+order). Both tables are checked against the op registry on import.
 
 Agreement with the NumPy target, measured as the largest relative difference
 on the op tests' inputs (tests/test_numba.py): identical results for the
@@ -28,6 +33,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from gir.errors import GirError
+from gir.ir.ops import OPS, get_op
 
 #: (operand sources, attributes, operand dtypes) -> expression
 ScalarEmitter = Callable[[Sequence[str], Mapping[str, Any], Sequence[str]], str]
@@ -59,10 +67,6 @@ def _fmt(template: str) -> ScalarEmitter:
     return lambda args, attrs, dtypes: template.format(*args)
 
 
-def _join(sep: str) -> ScalarEmitter:
-    return lambda args, attrs, dtypes: "(" + sep.join(args) + ")"
-
-
 def _minmax(helper: str, builtin: str) -> ScalarEmitter:
     def emit(args, attrs, dtypes):
         return f"{helper if _is_float(dtypes) else builtin}({args[0]}, {args[1]})"
@@ -81,20 +85,15 @@ def _exp(args, attrs, dtypes, fast: bool = True):
     return f"fast_exp({args[0]})" if fast else f"math.exp({args[0]})"
 
 
+#: The ops whose Numba expression differs from their NumPy template.
 SCALAR: dict[str, ScalarEmitter] = {
     "const": lambda args, attrs, dtypes: literal(attrs["value"]),
-    "add": _join(" + "),
-    "mul": _join(" * "),
-    "sub": _fmt("({0} - {1})"),
-    "div": _fmt("({0} / {1})"),
-    "neg": _fmt("(-{0})"),
     "pow": _fmt("math.pow({0}, {1})"),
     "mod": _fmt("({0} % {1})"),  # Python's floored modulo, as np.mod
     "minimum": _minmax("minimum", "min"),
     "maximum": _minmax("maximum", "max"),
     "abs": _fmt("abs({0})"),
     "sign": _sign,
-    "floor": _fmt("np.floor({0})"),  # math.floor would return an int
     "exp": _exp,
     "log": _fmt("math.log({0})"),
     "log1p": _fmt("math.log1p({0})"),
@@ -111,18 +110,34 @@ SCALAR: dict[str, ScalarEmitter] = {
     "sinc": _fmt("sinc({0})"),
     "wofz_re": _fmt("wofz_re({0}, {1})"),
     "wofz_im": _fmt("wofz_im({0}, {1})"),
-    "lt": _fmt("({0} < {1})"),
-    "le": _fmt("({0} <= {1})"),
-    "gt": _fmt("({0} > {1})"),
-    "ge": _fmt("({0} >= {1})"),
-    "eq": _fmt("({0} == {1})"),
-    "ne": _fmt("({0} != {1})"),
     "where": _fmt("({1} if {0} else {2})"),
     "bcast": _fmt("{0}"),  # in a loop over the union of the axes, reading the first operand broadcasts it
 }
 
-#: Non-elementwise ops, emitted as loops of their own.
+#: Ops along an axis, emitted as loops of their own by :mod:`gir.codegen.numba.kernel`.
 LOOP_OPS = ("sum", "mean", "cumsum", "flip")
+
+
+def _check_tables() -> None:
+    """Every op named here is a registered op of the right kind (an elementwise op, an op along an axis)."""
+    for name in SCALAR:
+        if not get_op(name).elementwise:
+            raise GirError(f"the Numba scalar table names op {name!r}, which is not elementwise")
+    for name in LOOP_OPS:
+        if get_op(name).along is None:
+            raise GirError(f"the Numba loop table names op {name!r}, which does not act along an axis")
+
+
+_check_tables()
+
+
+def from_template(op: str) -> bool:
+    """Whether the NumPy template of elementwise ``op`` is its Numba expression (it refers only to ``np``)."""
+    d = OPS.get(op)
+    if d is None or not d.elementwise:
+        return False
+    names = d.template_names()
+    return names is not None and names <= {"np"}
 
 
 def scalar_expr(
@@ -131,8 +146,13 @@ def scalar_expr(
     """The Numba expression of one element of ``op`` applied to ``args``."""
     if op == "exp":
         return _exp(args, attrs, dtypes, fast_exp)
-    return SCALAR[op](args, attrs, dtypes)
+    if op in SCALAR:
+        return SCALAR[op](args, attrs, dtypes)
+    if from_template(op):
+        return get_op(op).source(args, attrs)
+    raise GirError(f"the numba target has no expression for op {op!r}")
 
 
 def supported(op: str) -> bool:
-    return op in SCALAR or op in LOOP_OPS or op == "call"
+    """Whether the Numba target compiles ``op`` (looked up in the registry when asked)."""
+    return op == "call" or op in SCALAR or op in LOOP_OPS or from_template(op)

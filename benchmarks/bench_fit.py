@@ -259,7 +259,7 @@ def nelder_leastsq(exe, data, start, arrays):
     params = gir.fit.to_lmfit(exe, theta0=start)
     first = lmfit.minimize(residual, params, method="nelder")
     out = lmfit.minimize(residual, first.params, method="leastsq", Dfun=dfun)
-    names = gir.fit.lmfit_names(exe.model.parameters())
+    names = gir.fit.lmfit_names(exe.binding.parameters())
     return np.array([out.params[names[n]].value for n in exe.param_names]), 0.5 * float(out.chisqr)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import gir
 from gir.errors import GirError, ParseError
 
 
@@ -93,8 +94,6 @@ def _fixed(specs: Sequence[str]) -> dict[str, float]:
 
 
 def _optimize(graph: Any, args: argparse.Namespace) -> Any:
-    import gir
-
     return gir.optimize(
         graph,
         args.passes,
@@ -106,8 +105,6 @@ def _optimize(graph: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_dump(args: argparse.Namespace) -> str:
-    import gir
-
     _load_passes(args.load)
     fn = _load(args.function)
     arrays = _arrays(args.arrays)
@@ -121,8 +118,6 @@ def cmd_dump(args: argparse.Namespace) -> str:
 
 
 def cmd_opt(args: argparse.Namespace) -> str:
-    import gir
-
     _load_passes(args.load)
     if args.file == "-":
         text = sys.stdin.read()
@@ -135,8 +130,6 @@ def cmd_opt(args: argparse.Namespace) -> str:
 
 
 def cmd_targets(args: argparse.Namespace) -> str:
-    import gir
-
     rows = []
     for t in gir.targets():
         why = t.description if t.available else t.reason

@@ -46,7 +46,7 @@ def setup():
 
 def params_at(exe, start):
     params = gir.fit.to_lmfit(exe)
-    names = gir.fit.lmfit_names(exe.model.parameters())
+    names = gir.fit.lmfit_names(exe.binding.parameters())
     for n, v in zip(exe.param_names, start, strict=True):
         params[names[n]].value = v
     return params, names

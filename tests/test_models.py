@@ -622,7 +622,7 @@ def test_convolution_needs_an_increasing_time_axis():
 
 
 def test_time_axis_quantities_are_computed_once(monkeypatch):
-    from gir.models import executable
+    from gir.models import binding as executable
 
     calls = []
     original = executable.derived_time_inputs

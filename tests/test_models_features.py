@@ -601,7 +601,7 @@ def test_components_sum_to_total(target):
     theta = thetas_around(exe, 1, seed=3)[0]
     kw = dict(energy=E, time=T, depth=DEPTH, fluence=FLUENCE)
     parts = exe.components(theta, **kw)
-    assert list(parts) == [c.name or c.definition.name for c in exe.model.components]
+    assert list(parts) == [c.name or c.definition.name for c in exe.binding.model.components]
     assert all(v.shape == (T.size, E.size) for v in parts.values())
     assert_rel(sum(parts.values()), exe(theta, **kw), what="sum of components")
 
@@ -652,7 +652,7 @@ def test_fixed_parameters_and_their_expressions_are_constants():
 
 def test_parameter_bookkeeping():
     exe = full_exe("numpy")
-    m = exe.model
+    m = exe.binding.model
     free = m.free_parameters()
     assert list(exe.param_names) == [n for n in m.parameters() if n in free]
     assert np.array_equal(exe.theta0, [free[n].value for n in exe.param_names])

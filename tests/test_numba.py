@@ -343,6 +343,23 @@ def test_axis_order_e_before_t():
             _assert_close(a, w)
 
 
+def test_a_call_returning_one_value_twice():
+    """Two outputs of a call that are one value once inlined: the kernels return it once."""
+    b = Builder(())
+    p = b.input("p")
+    twice = b.op("abs", p)
+    callee = b.build([twice, twice], name="twice")
+    b = Builder(())
+    first, second = b.call(callee, b.input("a"))
+    g = b.build([first, second], name="main")
+    for target in TARGETS:
+        exe = gir.compile(g, target=target, passes="O0")
+        assert exe([-2.0]) == (2.0, 2.0)
+        outs = [np.empty(()), np.empty(())]
+        exe.call_into(outs, [-3.0])
+        assert [float(o) for o in outs] == [3.0, 3.0]
+
+
 # -- random graphs ----------------------------------------------------------------
 
 

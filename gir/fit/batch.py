@@ -15,15 +15,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import attrs
 import numpy as np
 
 from gir.errors import InputError, warn
-from gir.fit.problem import Dataset, Evaluation, as_executable, build_problem, is_model_executable
+from gir.fit.least_squares import solve
+from gir.fit.problem import Dataset, Evaluation, as_executable, build_problem
 from gir.fit.result import FitResult
+from gir.fit.solver import solver_options
 
 _LEAST_SQUARES_KWS = {
     "bounds",
@@ -161,10 +163,8 @@ def _fit(
     exe: Any, data: np.ndarray, theta0: Any, weights: Any, arrays: Mapping[str, Any], kws: Mapping[str, Any]
 ) -> FitResult:
     """One fit of a batch (also run on dask workers): a least_squares without the Jacobian kept."""
-    from gir.fit.least_squares import _scipy_options, solve
-
     kws = dict(kws)
-    scipy_kw = _scipy_options(
+    scipy_kw = solver_options(
         kws.pop("ftol", None),
         kws.pop("xtol", None),
         kws.pop("gtol", None),
@@ -202,12 +202,7 @@ def _fit_chunk(exe, items, arrays, kws) -> list[FitResult]:
 
 def releases_gil(exe: Any) -> bool:
     """Whether the executable's compiled code runs without holding the GIL (threads then overlap)."""
-    inner = exe.executable if is_model_executable(exe) else exe
-    if inner.target.startswith("jax"):
-        return True
-    if inner.target.startswith("numba"):
-        return "nogil=True" in inner.source
-    return False
+    return exe.releases_gil
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -330,8 +325,6 @@ def _local(exe, items, arrays, kws, workers, bar) -> tuple[list[FitResult], str]
         return results, "sequential"
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(_fit, exe, *items[i], arrays, kws): i for i in rest}
-        from concurrent.futures import as_completed
-
         for f in as_completed(futures):
             results[futures[f]] = f.result()
             if bar is not None:

@@ -38,6 +38,16 @@ import numpy as np
 from gir.errors import InputError
 from gir.fit.problem import Problem
 from gir.fit.result import FitResult, make_result
+from gir.fit.solver import (
+    DEFAULTS,
+    bounds_for,
+    check_method,
+    minimize,
+    residual_functions,
+    solve_local,
+    start_point,
+)
+from gir.fit.varpro import solve_varpro
 
 #: Fraction of the candidates drawn over the whole box of the bounds (the others around the start).
 WIDE = 0.25
@@ -108,20 +118,7 @@ def _cost(problem: Problem, x: np.ndarray) -> float:
 
 def _refine(problem: Problem, x0: np.ndarray, method: str, bounds, jacobian: str, options: Mapping[str, Any]):
     """One local fit from ``x0`` with ``method`` (as :func:`gir.fit.solve` runs it); scipy's result."""
-    from gir.fit.least_squares import minimize
-
-    reuse = method == "levmar"
-    copy = options.get("loss", "linear") != "linear"
-
-    def jac(x):
-        j = problem.residual_and_jacobian(x, reuse=reuse)[1]
-        return j.copy() if copy else j
-
-    def fun(x):
-        if jacobian == "eager":
-            return problem.residual_and_jacobian(x, reuse=reuse)[0]
-        return problem.residual(x)
-
+    fun, jac = residual_functions(problem, method, jacobian, options)
     return minimize(fun, x0, jac, method, bounds, options)
 
 
@@ -145,13 +142,8 @@ def solve_global(
     The other keywords are :func:`gir.fit.solve`'s. ``wall_time`` of the result covers the
     global stage and every refinement; ``nfev`` and ``njev`` add up the refinements'.
     """
-    from gir.fit.least_squares import DEFAULTS, METHODS, _bounds_for, _start, solve
-
     check_options(starts, refine, spread)
-    if method not in METHODS:
-        raise InputError(f"method must be one of {METHODS}, got {method!r}")
-    if jacobian not in ("eager", "lazy"):
-        raise InputError(f"jacobian must be 'eager' or 'lazy', got {jacobian!r}")
+    check_method(method, jacobian)
     lo, hi = problem.bounds
     open_ = [
         n for n, a, b in zip(problem.names, lo, hi, strict=True) if not (np.isfinite(a) and np.isfinite(b))
@@ -161,12 +153,12 @@ def solve_global(
             f"a global stage (starts={starts}) draws candidates within the bounds: give finite lower and "
             f"upper bounds for {open_} (bounds={{name: (lo, hi)}}) or fix them"
         )
-    if not problem.nfree:
-        return solve(problem, method=method, varpro=varpro, jacobian=jacobian, scipy_options=scipy_options,
-                     setup_time=setup_time, explicit_bounds=explicit_bounds, keep_jac=keep_jac)  # fmt: skip
     options = dict(DEFAULTS if scipy_options is None else scipy_options)
-    bounds = _bounds_for(problem, method, explicit_bounds)
-    x0 = _start(problem, (lo, hi))
+    bounds = bounds_for(problem, method, explicit_bounds)
+    x0 = start_point(problem, (lo, hi))
+    if not problem.nfree:
+        return solve_local(problem, x0, bounds, method=method, jacobian=jacobian, options=options,
+                           setup_time=setup_time, keep_jac=keep_jac)  # fmt: skip
     t0 = time.perf_counter()
     problem.costs(x0[None, :])  # compiles and warms up the batched evaluation
     if varpro is False:
@@ -182,8 +174,6 @@ def solve_global(
     fits = []
     t1 = time.perf_counter()
     if varpro is not False:
-        from gir.fit.varpro import solve_varpro
-
         for i in chosen:
             r = solve_varpro(problem, xs[i], varpro, method=method, bounds=bounds, scipy_options=options,
                              keep_jac=keep_jac)  # fmt: skip

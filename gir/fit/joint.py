@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gir.errors import InputError
-from gir.fit.least_squares import _scipy_options, fit_datasets
+from gir.fit.least_squares import fit_datasets
 from gir.fit.problem import Dataset
 from gir.fit.result import FitResult
+from gir.fit.solver import solver_options
 
 
 def _as_dataset(item: Any, k: int) -> Dataset:
@@ -75,7 +76,7 @@ def joint(
     if not datasets:
         raise InputError("joint needs at least one data set")
     specs = [_as_dataset(item, k) for k, item in enumerate(datasets)]
-    scipy_kw = _scipy_options(ftol, xtol, gtol, max_nfev, x_scale, options)
+    scipy_kw = solver_options(ftol, xtol, gtol, max_nfev, x_scale, options)
     return fit_datasets(
         specs, method, varpro, jacobian, scipy_kw, bounds is not None,
         shared=shared, local=local, fixed=fixed, theta0=theta0, bounds=bounds,

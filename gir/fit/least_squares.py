@@ -8,17 +8,11 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
-from gir.errors import InputError, warn
+from gir.fit.global_stage import check_options, solve_global
 from gir.fit.problem import Dataset, Problem, build_problem
-from gir.fit.result import FitResult, make_result
-
-#: Default solver options (override with the same keywords).
-DEFAULTS: dict[str, Any] = {"ftol": 1e-8, "xtol": 1e-8, "gtol": 1e-8, "x_scale": "jac"}
-METHODS = ("trf", "dogbox", "lm", "levmar")
-#: The options :func:`gir.fit.levmar.levmar` takes (scipy's others, such as ``loss``, are refused).
-LEVMAR_OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "x_scale")
+from gir.fit.result import FitResult
+from gir.fit.solver import DEFAULTS, bounds_for, check_method, solve_local, solver_options, start_point
+from gir.fit.varpro import solve_varpro
 
 
 def least_squares(
@@ -98,11 +92,9 @@ def least_squares(
         window_after=window_after,
         target=target,
     )
-    scipy_kw = _scipy_options(ftol, xtol, gtol, max_nfev, x_scale, options)
+    scipy_kw = solver_options(ftol, xtol, gtol, max_nfev, x_scale, options)
     stage = None
     if starts is not None:
-        from gir.fit.global_stage import check_options
-
         check_options(starts, refine, spread)
         stage = {"starts": starts, "refine": refine, "seed": seed, "spread": spread}
     return fit_datasets(
@@ -127,8 +119,6 @@ def fit_datasets(
     setup = time.perf_counter() - t0
     run = solve
     if global_stage is not None:
-        from gir.fit.global_stage import solve_global
-
         run = functools.partial(solve_global, **global_stage)
     result = run(
         problem,
@@ -141,48 +131,6 @@ def fit_datasets(
     )
     result.warn()
     return result
-
-
-def _scipy_options(ftol, xtol, gtol, max_nfev, x_scale, options) -> dict[str, Any]:
-    kw = dict(DEFAULTS)
-    for key, value in (
-        ("ftol", ftol),
-        ("xtol", xtol),
-        ("gtol", gtol),
-        ("max_nfev", max_nfev),
-        ("x_scale", x_scale),
-    ):
-        if value is not None:
-            kw[key] = value
-    kw.update(options or {})
-    for key in ("fun", "x0", "jac", "bounds", "method", "args", "kwargs"):
-        if key in kw:
-            raise InputError(f"option {key!r} is set by gir.fit, not through options")
-    return kw
-
-
-def _bounds_for(problem: Problem, method: str, explicit: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    lo, hi = problem.bounds
-    finite = np.isfinite(lo).any() or np.isfinite(hi).any()
-    if method != "lm":
-        return lo, hi
-    if finite:
-        if explicit:
-            raise InputError("method 'lm' does not support bounds; use method='levmar' or 'trf'")
-        warn("method 'lm' ignores the model's parameter bounds")
-    return None
-
-
-def _start(problem: Problem, bounds) -> np.ndarray:
-    x0 = problem.x0.copy()
-    if bounds is not None:
-        lo, hi = bounds
-        outside = (x0 < lo) | (x0 > hi)
-        if outside.any():
-            names = [n for n, o in zip(problem.names, outside, strict=True) if o]
-            warn(f"start values outside their bounds are clipped: {names}")
-            x0 = np.clip(x0, lo, hi)
-    return x0
 
 
 def solve(
@@ -198,85 +146,12 @@ def solve(
 ) -> FitResult:
     """Minimize the problem's residual with ``method`` (see :func:`least_squares`), or by variable
     projection."""
-    if method not in METHODS:
-        raise InputError(f"method must be one of {METHODS}, got {method!r}")
-    if jacobian not in ("eager", "lazy"):
-        raise InputError(f"jacobian must be 'eager' or 'lazy', got {jacobian!r}")
-    scipy_options = dict(DEFAULTS if scipy_options is None else scipy_options)
-    bounds = _bounds_for(problem, method, explicit_bounds)
-    x0 = _start(problem, bounds)
+    check_method(method, jacobian)
+    options = dict(DEFAULTS if scipy_options is None else scipy_options)
+    bounds = bounds_for(problem, method, explicit_bounds)
+    x0 = start_point(problem, bounds)
     if varpro is not False and problem.nfree:
-        from gir.fit.varpro import solve_varpro
-
-        return solve_varpro(
-            problem,
-            x0,
-            varpro,
-            method=method,
-            bounds=bounds,
-            scipy_options=scipy_options,
-            setup_time=setup_time,
-            keep_jac=keep_jac,
-        )
-    reuse = method == "levmar"  # it takes J^T J at once; scipy's methods keep J across trial steps
-    t0 = time.perf_counter()
-    if problem.nfree:  # compiles and warms up; the optimizer's first call reuses it
-        problem.residual_and_jacobian(x0, reuse=reuse)
-    setup_time += time.perf_counter() - t0
-    if not problem.nfree:
-        return make_result(
-            problem,
-            x0,
-            method=method,
-            nfev=1,
-            njev=0,
-            success=True,
-            message="no free parameters",
-            status=0,
-            wall_time=0.0,
-            setup_time=setup_time,
-            keep_jac=keep_jac,
-        )
-    copy = scipy_options.get("loss", "linear") != "linear"  # robust losses scale J in place
-
-    def jac(x):
-        j = problem.residual_and_jacobian(x, reuse=reuse)[1]
-        return j.copy() if copy else j
-
-    def fun(x):
-        if jacobian == "eager":
-            return problem.residual_and_jacobian(x, reuse=reuse)[0]
-        return problem.residual(x)
-
-    t0 = time.perf_counter()
-    out = minimize(fun, x0, jac, method, bounds, scipy_options)
-    wall = time.perf_counter() - t0
-    return make_result(
-        problem,
-        out.x,
-        method=method,
-        nfev=int(out.nfev),
-        njev=int(out.njev or 0),
-        success=bool(out.success),
-        message=str(out.message),
-        status=int(out.status),
-        wall_time=wall,
-        setup_time=setup_time,
-        keep_jac=keep_jac,
-    )
-
-
-def minimize(fun, x0: np.ndarray, jac, method: str, bounds, options: Mapping[str, Any]):
-    """``0.5 |fun(x)|^2`` minimized by scipy.optimize.least_squares or, for ``"levmar"``, by
-    :func:`gir.fit.levmar.levmar`; a scipy OptimizeResult."""
-    bounds = (-np.inf, np.inf) if bounds is None else bounds
-    if method == "levmar":
-        from gir.fit.levmar import levmar
-
-        unknown = sorted(set(options) - set(LEVMAR_OPTIONS))
-        if unknown:
-            raise InputError(f"method 'levmar' takes the options {list(LEVMAR_OPTIONS)}, not {unknown}")
-        return levmar(fun, x0, jac, bounds, **options)
-    from scipy.optimize import least_squares as scipy_least_squares
-
-    return scipy_least_squares(fun, x0, jac=jac, method=method, bounds=bounds, **options)
+        return solve_varpro(problem, x0, varpro, method=method, bounds=bounds, scipy_options=options,
+                            setup_time=setup_time, keep_jac=keep_jac)  # fmt: skip
+    return solve_local(problem, x0, bounds, method=method, jacobian=jacobian, options=options,
+                       setup_time=setup_time, keep_jac=keep_jac)  # fmt: skip

@@ -30,9 +30,13 @@ from typing import Any
 import numpy as np
 
 from gir.errors import InputError, warn
-from gir.fit.problem import Dataset, as_executable, build_problem, is_model_executable
+from gir.fit.problem import Dataset, as_executable, build_problem, start_and_bounds
+from gir.frontend import expr
+from gir.models.component import Param
+from gir.models.model import DOTTED
+from gir.runtime.compile import compile
+from gir.runtime.executable import Executable
 
-_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _RENAMED_FUNCTIONS = {"ln": "log", "atan": "arctan"}
 
 
@@ -57,24 +61,17 @@ def lmfit_names(names: Iterable[str]) -> dict[str, str]:
 
 
 def _translate(expr: str, names: Mapping[str, str]) -> str:
-    text = _DOTTED.sub(lambda m: names.get(m.group(), m.group()), expr)
+    text = DOTTED.sub(lambda m: names.get(m.group(), m.group()), expr)
     return re.sub(r"\b(ln|atan)\s*\(", lambda m: _RENAMED_FUNCTIONS[m.group(1)] + "(", text)
 
 
-def _model_and_exe(obj: Any):
-    Model, _ = _model_types()
-    if isinstance(obj, Model):
-        return obj, None
-    if is_model_executable(obj):
-        return obj.model, obj
-    return None, obj
-
-
-def _model_types():
-    from gir.models.executable import ModelExecutable
-    from gir.models.model import Model
-
-    return Model, ModelExecutable
+def _specs_and_exe(obj: Any) -> tuple[dict[str, Any] | None, Executable | None]:
+    """A model's parameters as declared (None for a plain graph) and the executable (None for a model)."""
+    if isinstance(obj, Executable):
+        return (None if obj.binding is None else obj.binding.parameters()), obj
+    if hasattr(obj, "__gir_binding__"):
+        return obj.parameters(), None
+    raise InputError(f"cannot make lmfit parameters of {type(obj).__name__}: give a model or an executable")
 
 
 def to_lmfit(model_or_exe: Any, theta0: Any = None, bounds: Any = None):
@@ -94,30 +91,23 @@ def to_lmfit(model_or_exe: Any, theta0: Any = None, bounds: Any = None):
     import lmfit
     import scipy.special
 
-    model, exe = _model_and_exe(model_or_exe)
+    specs, exe = _specs_and_exe(model_or_exe)
     params = lmfit.Parameters()
     params._asteval.symtable["erf"] = scipy.special.erf
     params._asteval.symtable["erfc"] = scipy.special.erfc
-    if model is None:
-        from gir.fit.problem import _start_and_bounds
-
+    if specs is None:
         names = tuple(exe.param_names)
-        start, (lo, hi) = _start_and_bounds(exe, names, theta0, bounds)
+        start, (lo, hi) = start_and_bounds(exe, names, theta0, bounds)
         for name, lm in lmfit_names(names).items():
             i = names.index(name)
             params.add(lm, value=start[i], min=lo[i], max=hi[i], vary=True, user_data={"gir": name})
         return params
-    from gir.models.component import Param
-
-    specs = model.parameters()
     names = lmfit_names(specs)
-    fixed = dict((getattr(exe, "_kwargs", None) or {}).get("fixed") or {})
+    fixed = {} if exe is None else exe.fixed
     free = set(exe.param_names) if exe is not None else None
     start = {}
     if exe is not None:
-        from gir.fit.problem import _start_and_bounds
-
-        s, (lo, hi) = _start_and_bounds(exe, tuple(exe.param_names), theta0, bounds)
+        s, (lo, hi) = start_and_bounds(exe, tuple(exe.param_names), theta0, bounds)
         start = {n: (s[i], lo[i], hi[i]) for i, n in enumerate(exe.param_names)}
     deferred = []
     for name, spec in specs.items():
@@ -158,11 +148,8 @@ def to_lmfit(model_or_exe: Any, theta0: Any = None, bounds: Any = None):
 
 def _gir_expression_value(name, text, params, names) -> float:
     """The start value of an expression parameter, evaluated by gir (numpy target)."""
-    import gir
-    from gir.models.model import DOTTED
-
     refs = {r.replace(".", "_"): r for r in DOTTED.findall(text)}
-    g = gir.expr(DOTTED.sub(lambda m: m.group().replace(".", "_"), text))
+    g = expr(DOTTED.sub(lambda m: m.group().replace(".", "_"), text))
     values = {}
     for v in g.inputs:
         ref = refs.get(v.name, v.name)
@@ -170,7 +157,7 @@ def _gir_expression_value(name, text, params, names) -> float:
         if lm is None or lm not in params:
             return math.nan
         values[v.name] = params[lm].value
-    return float(gir.compile(g, target="numpy")(**values))
+    return float(compile(g, target="numpy")(**values))
 
 
 class _Bridge:
@@ -263,7 +250,7 @@ def lmfit_functions(
         raise InputError(f"jacobian must be 'auto', 'eager' or 'lazy', got {jacobian!r}")
     exe = as_executable(exe, target)
     names = tuple(exe.param_names)
-    theta0 = getattr(exe, "theta0", None)
+    theta0 = exe.theta0
     ds = Dataset(
         exe,
         data,
@@ -279,7 +266,5 @@ def lmfit_functions(
     return bridge.residual, bridge.dfun
 
 
-def _all_names(exe) -> list[str]:
-    if is_model_executable(exe):
-        return list(exe.model.parameters())
-    return list(exe.param_names)
+def _all_names(exe: Executable) -> list[str]:
+    return list(exe.param_names if exe.binding is None else exe.binding.parameters())

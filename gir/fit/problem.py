@@ -15,15 +15,17 @@ variable projection), so fixed parameters cost nothing.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from gir.errors import InputError
+from gir.ir.graph import Graph
 from gir.ir.ops import ALONG_AXIS
-from gir.runtime.executable import on_axes
+from gir.passes.inline import inline
+from gir.runtime.compile import compile
+from gir.runtime.executable import Executable, on_axes
 
 _REDUCING = ALONG_AXIS  # ops acting along an axis, read from the op registry
 _BATCH = "\0batch"  # the leading axis of a batched result (no IR axis has this name)
@@ -36,50 +38,16 @@ BATCH_BYTES = 30 * 2**20
 # -- executables ---------------------------------------------------------------------
 
 
-def _model_types():
-    from gir.models.executable import ModelExecutable
-    from gir.models.model import Model
-
-    return Model, ModelExecutable
-
-
-def is_model_executable(obj: Any) -> bool:
-    return isinstance(obj, _model_types()[1])
-
-
-def as_executable(obj: Any, target: str = "auto"):
-    """An Executable or ModelExecutable for ``obj`` (a Model, graph or function object is compiled)."""
-    from gir.runtime.executable import Executable
-
-    Model, ModelExecutable = _model_types()
-    if isinstance(obj, Executable | ModelExecutable):
+def as_executable(obj: Any, target: str = "auto") -> Executable:
+    """``obj`` if it is an Executable, else ``obj`` compiled for ``target`` (a graph or a model)."""
+    if isinstance(obj, Executable):
         return obj
-    if isinstance(obj, Model) or hasattr(obj, "to_graph") or type(obj).__name__ == "Graph":
-        import gir
-
-        return gir.compile(obj, target=target)
+    if isinstance(obj, Graph) or hasattr(obj, "to_graph"):
+        return compile(obj, target=target)
     raise InputError(
         f"cannot fit {type(obj).__name__}: give a gir.Executable, a compiled model "
         "(gir.compile(model)) or a gir.models.Model"
     )
-
-
-_JVPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def derivative_executable(exe, wrt: tuple[str, ...]):
-    """The executable of ``jvp(exe.graph, wrt)`` for ``exe``'s target (compiled once per exe and wrt).
-
-    Its outputs are ``(y, dy/dwrt_0, dy/dwrt_1, ...)``; it takes the same inputs as ``exe``.
-    """
-    cache = _JVPS.setdefault(exe, {})
-    if wrt not in cache:
-        from gir.passes import optimize
-        from gir.passes.autodiff import jvp
-        from gir.runtime.compile import compile_graph
-
-        cache[wrt] = compile_graph(optimize(jvp(exe.graph, wrt), "O2"), exe.target, exe.options)
-    return cache[wrt]
 
 
 # -- one data set on its grid --------------------------------------------------------
@@ -106,28 +74,18 @@ class Evaluation:
         window_after: Iterable[str] | None = None,
     ):
         self.exe = exe
+        self.inner = exe.unbound()
         arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        if is_model_executable(exe):
-            from gir.models.model import E, T
-
-            model = exe.model
-            self.inner = exe.executable
-            self._check = exe.check
-            self.grid_axes = (T, E) if model.time else (E,)
-            self.grid_names = tuple(model.axes)
+        if exe.binding is not None:
+            grid = exe.grid
+            self.grid_axes, self.grid_names = tuple(grid.values()), tuple(grid)
             for name in self.grid_names:
                 if name not in arrays:
-                    raise InputError(f"missing axis array {name!r} (the model's axes are {list(model.axes)})")
+                    raise InputError(f"missing axis array {name!r} (the model's axes are {list(grid)})")
             self.sizes = [int(np.shape(arrays[n])[0]) for n in self.grid_names]
-            auto_after = (
-                {model.time}
-                if model.time and any(d.irf is not None for d in model.dynamics_of.values())
-                else set()
-            )
-            self._axis_arrays = {a: n for a, n in zip(self.grid_axes, self.grid_names, strict=True)}
+            auto_after = set(exe.binding.coupled)
+            self._axis_arrays = dict(zip(self.grid_axes, self.grid_names, strict=True))
         else:
-            self.inner = exe
-            self._check = None
             self._grid_of_plain(arrays, data_shape)
             auto_after = self._coupled_axes()
         graph = self.inner.graph
@@ -176,7 +134,7 @@ class Evaluation:
             for name, keep in zip(self.grid_names, self.index, strict=True)
             if name in arrays and np.ndim(arrays[name]) == 1
         }
-        self.inputs = exe.graph_inputs(inputs, self.inner.array_names) if self._check is not None else inputs
+        self.inputs = exe.graph_inputs(inputs)
         self.arrays = inputs
         if any(self.after):  # flat positions of the window in the evaluated grid
             take = np.ix_(
@@ -225,8 +183,6 @@ class Evaluation:
 
     def _coupled_axes(self) -> set[str]:
         """Grid axes the graph sums, scans or flips along (a window there must not cut the inputs)."""
-        from gir.passes.inline import inline
-
         axes = {node.attr("axis") for node in inline(self.inner.graph).nodes if node.op in _REDUCING}
         return {self._axis_arrays[a] for a in self.grid_axes if a in axes}
 
@@ -260,8 +216,7 @@ class Evaluation:
     # -- evaluation -----------------------------------------------------------------------
 
     def check(self, theta: np.ndarray) -> None:
-        if self._check is not None:
-            self._check(theta)
+        self.exe.check(theta)
 
     def _flat(self, grid: np.ndarray, out: np.ndarray) -> None:
         if self.select is None:
@@ -323,7 +278,7 @@ class Evaluation:
         y = np.empty(self.size) if y is None else y
         jac = np.empty((self.size, len(wrt)), order="F") if out is None else out
         columns = [jac[:, j] if jac.flags.f_contiguous else np.empty(self.size) for j in range(len(wrt))]
-        self._evaluate(derivative_executable(self.inner, wrt), theta, [y, *columns])
+        self._evaluate(self.exe.derivative(wrt), theta, [y, *columns])
         if not jac.flags.f_contiguous:
             for j, c in enumerate(columns):
                 jac[:, j] = c
@@ -372,9 +327,11 @@ class Dataset:
         return PreparedDataset(self)
 
 
-def _start_and_bounds(exe: Any, names: tuple[str, ...], theta0: Any, bounds: Any):
+def start_and_bounds(exe: Executable, names: tuple[str, ...], theta0: Any, bounds: Any):
+    """Start values and ``(lo, hi)`` bounds of ``names``: the executable's own (a model's), overridden
+    by ``theta0`` (a vector or a mapping of some names) and ``bounds`` (vectors or a mapping)."""
     p = len(names)
-    start = np.asarray(exe.theta0, dtype=np.float64).copy() if hasattr(exe, "theta0") else None
+    start = None if exe.theta0 is None else np.asarray(exe.theta0, dtype=np.float64).copy()
     if theta0 is not None:
         if isinstance(theta0, Mapping):
             if start is None:
@@ -393,7 +350,7 @@ def _start_and_bounds(exe: Any, names: tuple[str, ...], theta0: Any, bounds: Any
     if start is None:
         raise InputError(f"give theta0: start values of {list(names)}")
     lo, hi = np.full(p, -np.inf), np.full(p, np.inf)
-    own = getattr(exe, "bounds", None)
+    own = exe.bounds
     if own is not None:
         lo, hi = (np.asarray(b, dtype=np.float64).copy() for b in own)
     if bounds is not None:
@@ -434,7 +391,7 @@ class PreparedDataset:
             raise InputError("the data has no finite point in the window")
         self.data = self._masked(self.data_grid.ravel())
         self.weights = None if w is None else self._masked(np.ascontiguousarray(w).ravel())
-        self.theta0, self.bounds = _start_and_bounds(ds.exe, self.param_names, ds.theta0, ds.bounds)
+        self.theta0, self.bounds = start_and_bounds(ds.exe, self.param_names, ds.theta0, ds.bounds)
 
     @property
     def n(self) -> int:
@@ -458,20 +415,18 @@ class PreparedDataset:
 
     def components_grid(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Each component of a compiled model on the window's grid (a plain executable: its output)."""
-        parts = getattr(self.exe, "components", None)
-        if parts is None:
-            return {self.ev.inner.graph.name: self.model_grid(theta)}
+        if self.exe.binding is None:
+            return {self.exe.graph.name: self.model_grid(theta)}
         ev = self.ev
         out = {}
-        for name, v in parts(theta, **ev.arrays).items():
+        for name, v in self.exe.components(theta, **ev.arrays).items():
             v = np.broadcast_to(v, ev.eval_shape)
             out[name] = v.ravel()[ev.select].reshape(ev.shape) if ev.select is not None else v.copy()
         return out
 
     def fixed_and_tied(self, theta: np.ndarray) -> tuple[dict[str, float], dict[str, tuple[str, float]]]:
-        """A compiled model's fixed and expression parameters at ``theta`` (none for a plain executable)."""
-        held = getattr(self.exe, "fixed_and_tied", None)
-        return ({}, {}) if held is None else held(theta)
+        """The executable's fixed and expression parameters at ``theta``."""
+        return self.exe.fixed_and_tied(theta)
 
     def value_and_columns(
         self,

@@ -36,6 +36,7 @@ import numpy as np
 from gir.errors import GirError, InputError
 from gir.fit.problem import Problem
 from gir.fit.result import FitResult, make_result
+from gir.fit.solver import minimize, solve_local, start_point
 from gir.passes.linearity import is_jointly_linear, linear_parameters
 
 
@@ -168,8 +169,6 @@ def solve_varpro(
     keep_jac: bool = True,
 ) -> FitResult:
     """Fit by variable projection; the result holds every parameter (see the module docstring)."""
-    from gir.fit.least_squares import minimize, solve
-
     t0 = time.perf_counter()
     names = None if varpro is True else ([varpro] if isinstance(varpro, str) else list(varpro))
     lin = linear_columns(problem, names)
@@ -209,9 +208,8 @@ def solve_varpro(
         bad = [problem.names[i] for i in lin if not lo[i] < x[i] < hi[i]]
         if bad:
             info["fallback"] = f"linear parameters at their bounds: {bad}; fitted again without projection"
-            full = solve(
-                problem, method=method, scipy_options=scipy_options, setup_time=0.0, keep_jac=keep_jac
-            )
+            full = solve_local(problem, start_point(problem, bounds), bounds, method=method,
+                               jacobian="eager", options=scipy_options, keep_jac=keep_jac)  # fmt: skip
             info.update(fallback_nfev=full.nfev, fallback_njev=full.njev)
             full.varpro = info
             full.nfev += nfev

@@ -21,6 +21,7 @@ from gir.errors import GirError
 from gir.ir.builder import Builder
 from gir.ir.graph import Graph, Value, attr_key
 from gir.ir.ops import get_op
+from gir.ir.types import NUMPY_DTYPES
 
 _active = threading.local()
 
@@ -189,9 +190,7 @@ class Tracer(_Traced):
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(
-            {"f64": "float64", "f32": "float32", "i64": "int64", "bool": "bool"}[self.value.type.dtype]
-        )
+        return np.dtype(NUMPY_DTYPES[self.value.type.dtype])
 
     @property
     def real(self) -> Tracer:

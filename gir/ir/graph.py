@@ -229,7 +229,7 @@ class Graph:
         return g
 
     def __str__(self) -> str:
-        from gir.ir.printer import dump
+        from gir.ir.printer import dump  # the printer imports this module
 
         return dump(self)
 

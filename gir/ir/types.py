@@ -6,12 +6,15 @@ import re
 from collections.abc import Iterable
 
 import attrs
+import numpy as np
 
 from gir.errors import GirError
 
 #: Dtypes in promotion order (a binary op takes the later of its operands').
 DTYPES = ("bool", "i64", "f32", "f64")
 FLOATS = ("f32", "f64")
+#: The NumPy dtype of each IR dtype (the one map every backend and the runtime use).
+NUMPY_DTYPES: dict[str, type] = {"bool": np.bool_, "i64": np.int64, "f32": np.float32, "f64": np.float64}
 AXIS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 

@@ -9,12 +9,14 @@
 """
 
 from gir.models import library
+from gir.models.binding import ModelBinding
 from gir.models.component import REGISTRY, Component, ComponentDef, Param
-from gir.models.executable import ModelExecutable
 from gir.models.model import Model
 from gir.models.simulate import demo_axes, simulate
 
 globals().update(REGISTRY)  # every library component: gm.GLP, gm.Shirley, gm.expFun, ...
 
-__all__ = ["REGISTRY", "Component", "ComponentDef", "Model", "ModelExecutable", "Param", "library", *REGISTRY]
-__all__ += ["demo_axes", "simulate"]
+__all__ = [
+    "REGISTRY", "Component", "ComponentDef", "Model", "ModelBinding", "Param", "demo_axes", "library",
+    "simulate", *REGISTRY,
+]  # fmt: skip

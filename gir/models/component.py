@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 
 from gir.errors import GirError, warn
+from gir.frontend import trace
 from gir.ir.graph import Graph
 
 #: The axis arguments each kind of component takes, before its parameters.
@@ -290,8 +291,6 @@ _DEFAULT_AXES: dict[str, str | tuple[str, ...]] = {
 
 @functools.cache
 def _traced(definition: ComponentDef, arrays: tuple[tuple[str, Any], ...]) -> Graph:
-    from gir.frontend import trace
-
     g = trace(definition.fn, **dict(arrays))
     if any(_DEFAULT_AXES[k] != v for k, v in arrays):
         suffix = "_".join("".join(v) if isinstance(v, tuple) else v for _, v in arrays)

@@ -17,7 +17,18 @@ from gir.frontend import expr as parse_expr
 from gir.ir.builder import Builder
 from gir.ir.graph import Graph, Value
 from gir.ir.types import Type
-from gir.models.component import Component, Param, Spec, checked_spec, finalize_params, finalize_spec
+from gir.models.binding import ModelBinding
+from gir.models.component import (
+    Component,
+    Param,
+    Spec,
+    checked_spec,
+    finalize_params,
+    finalize_spec,
+    spec_from_json,
+    spec_to_json,
+)
+from gir.models.simulate import simulate
 
 #: IR axis names: energy E, time T, the convolution's source time S; aux axes keep their names.
 E, T, S = "E", "T", "S"
@@ -70,6 +81,11 @@ class Model:
     @property
     def time(self) -> str | None:
         return self.axes[0] if len(self.axes) == 2 else None
+
+    @property
+    def ir_axes(self) -> dict[str, str]:
+        """The model's axis names in grid order, each with the IR axis it is (``{"time": "T", ...}``)."""
+        return {self.time: T, self.energy: E} if self.time else {self.energy: E}
 
     # -- building ---------------------------------------------------------------
 
@@ -257,10 +273,10 @@ class Model:
     def to_graph(self) -> Graph:
         return self.graph()
 
-    def __gir_compile__(self, target: str, **kwargs: Any):
-        from gir.models.executable import ModelExecutable
-
-        return ModelExecutable(self, target, **kwargs)
+    def __gir_binding__(self, *, passes: Any = "O2", fixed: Mapping[str, float] | None = None):
+        """What the executable compiled from this model carries beside the graph (see
+        :mod:`gir.runtime.binding`)."""
+        return ModelBinding(self, passes=passes, fixed=fixed)
 
     def simulate(
         self, theta: Any = None, *, noise: Any = 0.0, seed: Any = None, target: str = "numpy", **arrays: Any
@@ -269,15 +285,11 @@ class Model:
 
         See :func:`gir.models.simulate.simulate`.
         """
-        from gir.models.simulate import simulate
-
         return simulate(self, theta, noise=noise, seed=seed, target=target, **arrays)
 
     # -- serialization ------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        from gir.models.component import spec_to_json
-
         return {
             "axes": list(self.axes),
             "components": [c.to_dict() for c in self.components],
@@ -304,8 +316,6 @@ class Model:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Model:
-        from gir.models.component import spec_from_json
-
         load = Component.from_dict
         m = cls(data.get("axes", ("energy",)))
         for c in data.get("components", []):

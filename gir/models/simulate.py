@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gir.errors import InputError
+from gir.runtime.compile import compile
 
 if TYPE_CHECKING:
     from gir.models.model import Model
@@ -92,9 +93,7 @@ def simulate(
     ``noise`` is the standard deviation, a scalar or an array broadcastable to
     the grid, drawn from ``np.random.default_rng(seed)``.
     """
-    from gir.models.executable import ModelExecutable
-
-    exe = ModelExecutable(model, target)
+    exe = compile(model, target)
     vector = parameter_vector(exe.param_names, exe.theta0, theta)
     y = np.array(exe(vector, **{**demo_axes(model), **arrays}), dtype=np.float64)
     try:

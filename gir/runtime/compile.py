@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gir.errors import GirError, TargetError
+from gir.errors import GirError
 from gir.ir.graph import Graph
 from gir.ir.verify import verify
-from gir.runtime.cache import ARTIFACTS, GRAPHS
-from gir.runtime.executable import Executable
-from gir.runtime.memory import keep_freed_memory
-from gir.runtime.target import resolve
+from gir.passes import optimize
+from gir.runtime.cache import GRAPHS
+from gir.runtime.executable import Executable, compile_graph
 
 
 def as_graph(model: Any) -> Graph:
@@ -37,33 +36,11 @@ def optimized(graph: Graph, passes: Any, fixed: Mapping[str, float] | None) -> G
     key = (graph.structural_hash, repr(passes), tuple(sorted(fixed.items())))
 
     def run() -> Graph:
-        from gir.passes import optimize
-
         return optimize(graph, passes, fixed=fixed)
 
     if isinstance(passes, str) or all(isinstance(p, str) for p in passes):
         return GRAPHS.get(key, run)
     return run()  # pipelines holding user objects are not cached
-
-
-def compile_graph(
-    graph: Graph,
-    target: str,
-    options: Mapping[str, Any] | None = None,
-    sizes: Mapping[str, int] | None = None,
-) -> Executable:
-    """Compile an already optimized ``graph`` for ``target`` (cached by structure)."""
-    keep_freed_memory()
-    t = resolve(target, graph, dict(sizes or {}))
-    backend = t.load()
-    missing = backend.unsupported(graph)
-    if missing:
-        raise TargetError(f"target {t.name!r} cannot compile the ops {missing}")
-    opts = {**t.options, **(options or {})}
-    key = (graph.structural_hash, t.name, tuple(sorted(opts.items())))
-    filename = f"<gir @{graph.name} {t.name} {graph.structural_hash[:12]}>"
-    artifact = ARTIFACTS.get(key, lambda: backend.build(graph, filename, **opts))
-    return Executable(graph, t.name, artifact, options)
 
 
 def compile(
@@ -81,11 +58,15 @@ def compile(
     executable no longer takes them). ``target`` is one of :func:`gir.targets`
     or ``"auto"`` (see :func:`gir.runtime.target.choose_auto`; ``sizes``, axis
     name -> length, tells it the grid); an unavailable target raises a
-    TargetError saying what to install, never a silent fallback. Objects with a ``__gir_compile__``
-    method (such as :class:`gir.models.Model`) compile themselves.
+    TargetError saying what to install, never a silent fallback. An object with
+    ``to_graph()`` compiles its graph; one that also has ``__gir_binding__()`` (a
+    :class:`gir.models.Model`) gives the executable its binding (start values,
+    bounds, derived inputs, components: :mod:`gir.runtime.binding`), and
+    ``sizes`` may then name its axes as the model does.
     """
-    hook = getattr(model, "__gir_compile__", None)
-    if hook is not None:
-        return hook(target, passes=passes, fixed=fixed, sizes=sizes, **options)
+    bind = getattr(model, "__gir_binding__", None)
+    binding = bind(passes=passes, fixed=fixed) if bind is not None else None
+    if binding is not None and sizes:
+        sizes = binding.ir_sizes(sizes)
     graph = optimized(as_graph(model), passes, fixed)
-    return compile_graph(graph, target, options, sizes)
+    return compile_graph(graph, target, options, sizes, binding=binding, fixed=fixed)

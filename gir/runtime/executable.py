@@ -1,4 +1,4 @@
-"""The executable: one callable over a compiled graph, with input checking."""
+"""The executable: one callable over a compiled graph, with input checking; compiling a graph into one."""
 
 from __future__ import annotations
 
@@ -8,25 +8,49 @@ from typing import Any
 
 import numpy as np
 
-from gir.errors import InputError
+from gir.errors import InputError, TargetError
 from gir.ir.graph import Graph, Value
-
-_NP_DTYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "bool": np.bool_}
+from gir.ir.types import NUMPY_DTYPES
+from gir.passes import optimize
+from gir.passes.autodiff import jvp, vjp
+from gir.runtime.binding import Binding
+from gir.runtime.cache import ARTIFACTS, DERIVATIVES
+from gir.runtime.memory import keep_freed_memory
+from gir.runtime.target import resolve
 
 
 class Executable:
     """A compiled model: ``exe(**inputs)`` or ``exe(theta, **arrays)``.
 
     ``theta`` is a vector of the scalar parameters in :attr:`param_names`
-    order; arrays are passed by name, each with one dimension per axis of its
-    type. Results have one dimension per axis of their type (a scalar result
-    is a float); several outputs come back as a tuple.
+    order (or a mapping name -> value); arrays are passed by name, each with
+    one dimension per axis of its type. Results have one dimension per axis of
+    their type (a scalar result is a float); several outputs come back as a
+    tuple.
+
+    An executable compiled from a model (``gir.compile(model)``) owns the
+    model's :class:`~gir.runtime.binding.Binding`: it then takes the model's
+    axis arrays by name (``energy=E, time=T``), starts from :attr:`theta0`
+    when ``theta`` is None, computes the inputs derived from the axes, checks
+    parameter values, returns every result on the model's whole grid and
+    offers :meth:`components`, :attr:`theta0` and :attr:`bounds`.
     """
 
-    def __init__(self, graph: Graph, target: str, artifact: Any, options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        graph: Graph,
+        target: str,
+        artifact: Any,
+        options: Mapping[str, Any] | None = None,
+        binding: Binding | None = None,
+        fixed: Mapping[str, float] | None = None,
+    ):
         self.graph = graph
         self.target = target
         self.options = dict(options or {})
+        self.binding = binding
+        #: Parameters compiled in as constants (``gir.compile(..., fixed=...)``).
+        self.fixed: dict[str, float] = dict(fixed or {})
         self._artifact = artifact
         self.param_names: tuple[str, ...] = tuple(v.name for v in graph.params)
         self.array_names: tuple[str, ...] = tuple(v.name for v in graph.arrays)
@@ -36,17 +60,120 @@ class Executable:
         """The generated source code."""
         return self._artifact.source
 
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the compiled code runs without holding the GIL (calls in threads then overlap)."""
+        return bool(self._artifact.releases_gil)
+
+    @property
+    def theta0(self) -> np.ndarray | None:
+        """The model's start values in :attr:`param_names` order (None for a plain graph)."""
+        return None if self.binding is None else self.binding.start(self.param_names)
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The model's parameter bounds ``(lo, hi)`` in :attr:`param_names` order (None for a plain graph)."""
+        return None if self.binding is None else self.binding.bounds(self.param_names)
+
+    @property
+    def grid(self) -> dict[str, str]:
+        """The axes results are given on: array name -> IR axis, in order (the model's axes, or the
+        single output's axes named by the arrays that carry them)."""
+        if self.binding is not None:
+            return dict(self.binding.axes)
+        out = self.graph.outputs[0].type.axes if len(self.graph.outputs) == 1 else ()
+        named = {v.type.axes[0]: v.name for v in self.graph.arrays if len(v.type.axes) == 1}
+        return {named.get(a, a): a for a in out}
+
     def __repr__(self) -> str:
         return f"<Executable @{self.graph.name} target={self.target} params={list(self.param_names)}>"
 
     def __reduce__(self):
-        return (_rebuild, (self.graph, self.target, self.options))
+        return (_rebuild, (self.graph, self.target, self.options, self.binding, self.fixed))
+
+    def unbound(self) -> Executable:
+        """This executable without its binding: the compiled graph over its own inputs (derived ones
+        included), results on the output's own axes. For callers that prepare inputs once and call often."""
+        if self.binding is None:
+            return self
+        plain = self.__dict__.get("_unbound")
+        if plain is None:
+            plain = self.__dict__["_unbound"] = Executable(
+                self.graph, self.target, self._artifact, self.options
+            )
+        return plain
+
+    # -- a model's inputs -----------------------------------------------------
+
+    def graph_inputs(self, arrays: Mapping[str, Any]) -> dict[str, Any]:
+        """``arrays`` with the inputs the graph derives from axes added (a model's; cached per axis)."""
+        if self.binding is None:
+            return dict(arrays)
+        derived = self.binding.derived_inputs(arrays)
+        return {**{k: v for k, v in derived.items() if k in self.array_names}, **arrays}
+
+    def check(self, theta: Any) -> None:
+        """Raise an InputError for parameter values the model is undefined at (a kernel width <= 0)."""
+        if self.binding is not None:
+            self.binding.check(self.param_names, np.asarray(theta))
+
+    def _bind(self, theta: Any, inputs: Mapping[str, Any], batch: bool = False) -> tuple[Any, dict[str, Any]]:
+        """Theta (the model's start values when None) checked, and the graph's inputs."""
+        if self.binding is None:
+            return theta, dict(inputs)
+        theta = self.theta0 if theta is None else self._theta(theta, batch)
+        self.check(theta)
+        return theta, self.graph_inputs(inputs)
+
+    def _on_grid(self, value: Any, axes: tuple[str, ...], sizes: dict[str, int], lead: int | None = None,
+                 trail: int | None = None) -> Any:  # fmt: skip
+        """A bound executable's result over ``axes`` broadcast to the model's grid (a copy when it
+        does not cover it), with an optional leading batch and trailing parameter dimension."""
+        if self.binding is None:
+            return value
+        grid = tuple(self.binding.axes.values())
+        extra_in = (("#b",) if lead is not None else ()) + axes + (("#p",) if trail is not None else ())
+        extra_to = (("#b",) if lead is not None else ()) + grid + (("#p",) if trail is not None else ())
+        shape = ((lead,) if lead is not None else ()) + tuple(sizes[a] for a in grid)
+        shape += (trail,) if trail is not None else ()
+        value = np.asarray(value)
+        if value.shape == shape and extra_in == extra_to:
+            return value
+        return np.array(on_axes(value, extra_in, extra_to, shape))
+
+    def fixed_and_tied(self, theta: Any = None) -> tuple[dict[str, float], dict[str, tuple[str, float]]]:
+        """The parameters held constant (name -> value) and, for a model, those given as expressions
+        (name -> (text, value)) at ``theta`` (default: the start values)."""
+        if self.binding is None:
+            return dict(self.fixed), {}
+        theta = self.theta0 if theta is None else self._theta(theta, batch=False)
+        return self.binding.fixed_and_tied(self.param_names, theta)
+
+    def components(self, theta: Any = None, /, **arrays: Any) -> dict[str, np.ndarray]:
+        """Each component of a compiled model on its grid, by name (for plots and reports)."""
+        if self.binding is None:
+            raise InputError(f"@{self.graph.name} is a plain graph: components need an executable of a model")
+        theta, inputs = self._bind(theta, arrays)
+        sizes = self._arguments(theta, inputs, batch=False)[1]
+        parts = self.binding.components(self, theta, inputs)
+        return {n: self._on_grid(v, axes, sizes) for n, (v, axes) in parts.items()}
 
     # -- calling --------------------------------------------------------------
 
     def __call__(self, theta: Sequence[float] | np.ndarray | None = None, /, **inputs: Any):
+        theta, inputs = self._bind(theta, inputs)
         args, sizes = self._arguments(theta, inputs, batch=False)
-        return self._results(self._artifact.call(args), sizes, None)
+        return self._grid_results(self._results(self._artifact.call(args), sizes, None), sizes)
+
+    def _grid_results(self, results: Any, sizes: dict[str, int], lead: int | None = None) -> Any:
+        if self.binding is None:
+            return results
+        many = isinstance(results, tuple)
+        out = [
+            self._on_grid(r, v.type.axes, sizes, lead)
+            for r, v in zip(results if many else (results,), self.graph.outputs, strict=True)
+        ]
+        return tuple(out) if many else out[0]
 
     def call_into(self, outs: Sequence[np.ndarray], theta: Any = None, /, **inputs: Any) -> None:
         """Evaluate into preallocated arrays: ``outs[i]`` has output i's shape (its axes' lengths).
@@ -54,6 +181,7 @@ class Executable:
         The Numba targets write into C-contiguous float arrays of the output's
         dtype directly (no copy, no allocation); otherwise the results are copied.
         """
+        theta, inputs = self._bind(theta, inputs)
         self._into(outs, *self._arguments(theta, inputs, batch=False))
 
     def _into(self, outs: Sequence[np.ndarray], args: list, sizes: dict[str, int]) -> None:
@@ -61,7 +189,7 @@ class Executable:
             raise InputError(f"call_into: {len(self.graph.outputs)} output arrays needed, got {len(outs)}")
         direct = []
         for v, out in zip(self.graph.outputs, outs, strict=True):
-            shape, dtype = tuple(sizes[a] for a in v.type.axes), _NP_DTYPES[v.type.dtype]
+            shape, dtype = tuple(sizes[a] for a in v.type.axes), NUMPY_DTYPES[v.type.dtype]
             if not isinstance(out, np.ndarray) or out.shape != shape:
                 raise InputError(f"call_into: output {v.name!r} needs an array of shape {shape}")
             if not out.flags.writeable or not np.can_cast(dtype, out.dtype, "same_kind"):
@@ -70,9 +198,8 @@ class Executable:
                 )
             if out.dtype == dtype and out.flags.c_contiguous:
                 direct.append(out.reshape(shape or (1,)))
-        into = getattr(self._artifact, "call_into", None)
-        if into is not None and len(direct) == len(outs):
-            into(args, direct)
+        if self._artifact.writes_into and len(direct) == len(outs):
+            self._artifact.call_into(args, direct)
             return
         results = self._results(self._artifact.call(args), sizes, None)
         for out, value in zip(outs, results if isinstance(results, tuple) else (results,), strict=True):
@@ -84,30 +211,36 @@ class Executable:
         Each result gets a leading dimension of length B.
         """
         thetas = self._theta(thetas, batch=True)
+        thetas, arrays = self._bind(thetas, arrays, batch=True)
         args, sizes = self._arguments(thetas, arrays, batch=True)
-        return self._results(self._artifact.batch(args), sizes, thetas.shape[0])
+        return self._grid_results(self._results(self._artifact.batch(args), sizes, thetas.shape[0]), sizes,
+                                  thetas.shape[0])  # fmt: skip
 
     # -- derivatives ------------------------------------------------------------
 
-    def _derivative(self, mode: str) -> Executable:
-        """The executable of the forward (JVP) or reverse (VJP) graph, compiled once.
+    def derivative(self, wrt: Sequence[str] | None = None) -> Executable:
+        """The forward-mode executable: outputs ``(y_0, ..., dy_0/dwrt_0, dy_0/dwrt_1, ..., dy_1/dwrt_0,
+        ...)`` (see :func:`gir.passes.autodiff.jvp`), taking this executable's graph inputs.
 
-        Shared through the derivative cache by every executable of an equal graph, target and options.
+        ``wrt`` (default: every parameter) names the columns. Compiled once for this target and
+        shared by every executable of an equal graph (the derivative cache).
         """
-        mine = self.__dict__.setdefault("_derivatives", {})
-        if mode not in mine:
-            from gir.runtime.cache import DERIVATIVES
+        wrt = self.param_names if wrt is None else tuple(wrt)
+        unknown = sorted(set(wrt) - set(self.param_names))
+        if unknown:
+            raise InputError(
+                f"derivative: unknown parameter {unknown[0]!r}; parameters are {list(self.param_names)}"
+            )
+        return self._derivative("forward", wrt)
 
-            key = (self.graph.structural_hash, self.target, repr(sorted(self.options.items())), mode)
-            mine[mode] = DERIVATIVES.get(key, lambda: self._compile_derivative(mode))
-        return mine[mode]
+    def _derivative(self, mode: str, wrt: tuple[str, ...] | None = None) -> Executable:
+        """The executable of the forward (JVP) or reverse (VJP) graph, compiled once."""
+        wrt = self.param_names if wrt is None else wrt
+        key = (self.graph.structural_hash, self.target, repr(sorted(self.options.items())), mode, wrt)
+        return DERIVATIVES.get(key, lambda: self._compile_derivative(mode, wrt))
 
-    def _compile_derivative(self, mode: str) -> Executable:
-        from gir.passes import optimize
-        from gir.passes.autodiff import jvp, vjp
-        from gir.runtime.compile import compile_graph
-
-        graph = (jvp if mode == "forward" else vjp)(self.graph)
+    def _compile_derivative(self, mode: str, wrt: tuple[str, ...]) -> Executable:
+        graph = jvp(self.graph, wrt) if mode == "forward" else vjp(self.graph)
         return compile_graph(optimize(graph, "O2"), self.target, self.options)
 
     def _mode(self, mode: str) -> str:
@@ -126,10 +259,16 @@ class Executable:
         ``"reverse"`` (one evaluation per output element) or ``"auto"``.
         """
         mode = self._mode(mode)
+        theta, arrays = self._bind(theta, arrays)
         if mode == "forward":
-            values, jacs = self._forward_jacobian(theta, arrays)
+            values, jacs, sizes = self._forward_jacobian(theta, arrays)
         else:
-            values, jacs = self._reverse_jacobian(theta, arrays)
+            values, jacs, sizes = self._reverse_jacobian(theta, arrays)
+        if self.binding is not None:
+            p = len(self.param_names)
+            axes = [v.type.axes for v in self.graph.outputs]
+            values = [self._on_grid(y, a, sizes) for y, a in zip(values, axes, strict=True)]
+            jacs = [self._on_grid(j, a, sizes, trail=p) for j, a in zip(jacs, axes, strict=True)]
         if len(values) == 1:
             return values[0], jacs[0]
         return tuple(values), tuple(jacs)
@@ -143,6 +282,10 @@ class Executable:
 
         ``cotangents`` has one array per output (a single array for one output).
         """
+        theta, arrays = self._bind(theta, arrays)
+        return self._vjp(theta, cotangents, arrays)
+
+    def _vjp(self, theta: Any, cotangents: Any, arrays: Mapping[str, Any]) -> np.ndarray:
         seeds = [cotangents] if len(self.graph.outputs) == 1 else list(cotangents)
         rev = self._derivative("reverse")
         names = [v.name for v in rev.graph.inputs[len(self.graph.inputs) :]]
@@ -163,7 +306,7 @@ class Executable:
         args, sizes = fwd._arguments(theta, arrays, batch=False)
         n, p = len(self.graph.outputs), len(self.param_names)
         outputs = self.graph.outputs
-        values = [np.empty(tuple(sizes[a] for a in v.type.axes), _NP_DTYPES[v.type.dtype]) for v in outputs]
+        values = [np.empty(tuple(sizes[a] for a in v.type.axes), NUMPY_DTYPES[v.type.dtype]) for v in outputs]
         blocks = [np.empty((p, *np.shape(y))) for y in values]
         targets = values + [blocks[j][k, ...] for j in range(n) for k in range(p)]
         outs, spread = [], []
@@ -172,16 +315,17 @@ class Executable:
             if w.type.axes == axes:
                 outs.append(target)
             else:  # a column constant along some axes: evaluated on its own, then broadcast
-                outs.append(np.empty(tuple(sizes[a] for a in w.type.axes), _NP_DTYPES[w.type.dtype]))
+                outs.append(np.empty(tuple(sizes[a] for a in w.type.axes), NUMPY_DTYPES[w.type.dtype]))
                 spread.append((outs[-1], w.type.axes, axes, target))
         fwd._into(outs, args, sizes)
         for out, axes, to, target in spread:
             target[...] = on_axes(out, axes, to, target.shape)
         values = [y if y.ndim else y.item() for y in values]
-        return values, [np.moveaxis(block, 0, -1) for block in blocks]
+        return values, [np.moveaxis(block, 0, -1) for block in blocks], sizes
 
     def _reverse_jacobian(self, theta, arrays):
-        values = self(theta, **arrays)
+        args, sizes = self._arguments(theta, arrays, batch=False)
+        values = self._results(self._artifact.call(args), sizes, None)
         values = list(values) if isinstance(values, tuple) else [values]
         jacs = []
         for j, y in enumerate(values):
@@ -189,9 +333,9 @@ class Executable:
             for index in np.ndindex(np.shape(y)):
                 seeds = [np.zeros(np.shape(v)) for v in values]
                 seeds[j][index] = 1.0
-                jac[index] = self.vjp(theta, seeds if len(values) > 1 else seeds[0], **arrays)
+                jac[index] = self._vjp(theta, seeds if len(values) > 1 else seeds[0], arrays)
             jacs.append(jac)
-        return values, jacs
+        return values, jacs, sizes
 
     def _theta(self, theta: Any, batch: bool) -> np.ndarray:
         """``theta`` as float64: a vector of P real numbers, or (B, P) for a batch.
@@ -251,7 +395,7 @@ class Executable:
         return args, sizes
 
     def _argument(self, v: Value, value: Any, sizes: dict[str, int], from_theta: bool) -> np.ndarray:
-        dtype = _NP_DTYPES[v.type.dtype]
+        dtype = NUMPY_DTYPES[v.type.dtype]
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError) as e:  # ragged nesting
@@ -310,6 +454,30 @@ def _real(value: Any, what: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+def compile_graph(
+    graph: Graph,
+    target: str,
+    options: Mapping[str, Any] | None = None,
+    sizes: Mapping[str, int] | None = None,
+    *,
+    binding: Binding | None = None,
+    fixed: Mapping[str, float] | None = None,
+) -> Executable:
+    """Compile an already optimized ``graph`` for ``target`` (the artifact cached by structure); the
+    executable owns ``binding`` and records ``fixed`` (see :func:`gir.compile`)."""
+    keep_freed_memory()
+    t = resolve(target, graph, dict(sizes or {}))
+    backend = t.load()
+    missing = backend.unsupported(graph)
+    if missing:
+        raise TargetError(f"target {t.name!r} cannot compile the ops {missing}")
+    opts = {**t.options, **(options or {})}
+    key = (graph.structural_hash, t.name, tuple(sorted(opts.items())))
+    filename = f"<gir @{graph.name} {t.name} {graph.structural_hash[:12]}>"
+    artifact = ARTIFACTS.get(key, lambda: backend.build(graph, filename, **opts))
+    return Executable(graph, t.name, artifact, options, binding, fixed)
+
+
 def on_axes(value: Any, axes: tuple[str, ...], to: tuple[str, ...], shape: tuple[int, ...]) -> np.ndarray:
     """A result over ``axes`` (a subset of ``to``, in any order) broadcast to ``shape``, over ``to``."""
     value = np.asarray(value)
@@ -320,7 +488,7 @@ def on_axes(value: Any, axes: tuple[str, ...], to: tuple[str, ...], shape: tuple
     return np.broadcast_to(value, shape)
 
 
-def _rebuild(graph: Graph, target: str, options: dict[str, Any]) -> Executable:
-    from gir.runtime.compile import compile_graph
-
-    return compile_graph(graph, target, options)
+def _rebuild(
+    graph: Graph, target: str, options: dict[str, Any], binding: Binding | None, fixed: dict[str, float]
+) -> Executable:
+    return compile_graph(graph, target, options, binding=binding, fixed=fixed)

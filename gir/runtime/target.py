@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 from collections.abc import Callable
 
 import attrs
 
 from gir.errors import TargetError
+
+#: gir's logger. Compilations slower than COMPILE_LOG_SECONDS are reported at INFO level; nothing
+#: shows unless the application configures logging (``logging.basicConfig(level=logging.INFO)``).
+logger = logging.getLogger("gir")
+logger.addHandler(logging.NullHandler())
+
+#: A kernel (or derivative kernel) whose compilation takes at least this long is logged.
+COMPILE_LOG_SECONDS = 1.0
+
+
+def log_compile(graph_name: str, target: str, seconds: float, what: str) -> None:
+    """Log (INFO, logger ``gir``) a compilation of @``graph_name`` that took at least COMPILE_LOG_SECONDS."""
+    if seconds >= COMPILE_LOG_SECONDS:
+        logger.info("compiling @%s for %s took %.1f s (%s)", graph_name, target, seconds, what)
 
 
 @attrs.frozen
@@ -86,6 +101,14 @@ register_target(
 )
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the OS has one, else the CPU count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def targets() -> list[TargetInfo]:
     """Every target with whether it is available here, and why not."""
     out = []
@@ -99,15 +122,24 @@ def targets() -> list[TargetInfo]:
 #: ones lose more to launch and transfer overhead than they gain).
 GPU_MIN_POINTS = 1 << 18
 
+#: ``auto`` takes numba-parallel only for grids of at least this many points (a call of some
+#: 20 ms on one core), where a thread that waits for a busy core costs a small part of the call.
+PARALLEL_MIN_POINTS = 1 << 22
+
+#: ... and only when the process may use more CPUs than this.
+PARALLEL_MIN_CPUS = 3
+
 
 def choose_auto(graph, sizes: dict[str, int] | None = None) -> str:
     """The rule behind ``target="auto"`` (docs/targets.md), from what is installed and here.
 
     1. a GPU visible to JAX, and a grid of at least GPU_MIN_POINTS points (or
        no ``sizes`` given): ``jax-gpu``;
-    2. else Numba installed: ``numba-parallel`` on a machine with several
-       cores, ``numba`` on one (fused loops were the fastest CPU target in
-       benchmarks/bench_eval.py on both model shapes);
+    2. else Numba installed: ``numba-parallel`` for a grid of at least
+       PARALLEL_MIN_POINTS points in a process that may use at least
+       PARALLEL_MIN_CPUS CPUs, else ``numba`` (one thread: on a busy machine
+       a parallel call waits for its slowest thread; measured in
+       benchmarks/bench_contention.py);
     3. else JAX installed: ``jax-cpu``;
     4. else ``numpy``.
     """
@@ -119,7 +151,8 @@ def choose_auto(graph, sizes: dict[str, int] | None = None) -> str:
     if TARGETS["jax-gpu"].unavailable_reason() is None and (points is None or points >= GPU_MIN_POINTS):
         return "jax-gpu"
     if TARGETS["numba"].unavailable_reason() is None:
-        return "numba-parallel" if (os.cpu_count() or 1) > 1 else "numba"
+        large = points is not None and points >= PARALLEL_MIN_POINTS
+        return "numba-parallel" if large and usable_cpus() >= PARALLEL_MIN_CPUS else "numba"
     if TARGETS["jax-cpu"].unavailable_reason() is None:
         return "jax-cpu"
     return "numpy"

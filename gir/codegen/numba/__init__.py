@@ -11,7 +11,9 @@ and imported (:mod:`.cache`) so that Numba's own cache finds the machine
 code again in a new process. ``exe.source`` is that module.
 
 Options: ``parallel`` (``prange`` over the outer axis of each nest; the
-``numba-parallel`` target sets it) and ``fast_exp`` (default True: exp is
+``numba-parallel`` target sets it; each call runs on :func:`threads_for` threads,
+from its grid size and the CPUs the process may use, and a grid too small to
+share runs the serial kernel, with no parallel launch) and ``fast_exp`` (default True: exp is
 :func:`.fastexp.fast_exp`, a branch-free exp LLVM can vectorize, within 1 ulp
 of NumPy's; False uses ``math.exp``, the scalar libm call).
 
@@ -27,7 +29,9 @@ outputs with a leading B dimension (scalars as (B, 1, ..., 1)); it runs a
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,10 +46,27 @@ from gir.codegen.numba.ops import supported
 from gir.errors import GirError
 from gir.ir.graph import Graph
 from gir.ir.types import Type
+from gir.runtime import target as _target
 
 _NP = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "bool": np.bool_}
 _SCALAR = {"f64": float, "i64": int, "bool": bool, "f32": np.float32}
 OPTIONS = {"parallel": False, "fast_exp": True}
+
+#: Grid points one thread of the parallel target gets at least: a parallel launch costs about
+#: 15 us, the time of some 10^4 points of an exp-bound model (docs/performance.md, contention).
+POINTS_PER_THREAD = 1 << 15
+
+
+def threads_for(points: int) -> int:
+    """Threads for one evaluation over ``points`` grid points in the parallel target.
+
+    One per :data:`POINTS_PER_THREAD` points, at most the CPUs this process may
+    use (:func:`gir.runtime.target.usable_cpus`) and Numba's thread count.
+    """
+    n = points // POINTS_PER_THREAD
+    if n < 2:
+        return 1
+    return max(1, min(n, _target.usable_cpus(), numba.config.NUMBA_NUM_THREADS))
 
 
 def unsupported(graph: Graph) -> list[str]:
@@ -80,8 +101,15 @@ class Compiled:
     calls reuse them (a fresh large array costs a page fault per page).
     """
 
-    def __init__(self, graph: Graph, source: str):
+    releases_gil = True  # every function is compiled with nogil=True
+    writes_into = True  # call_into writes the outputs in place
+
+    def __init__(self, graph: Graph, source: str, parallel: bool = False):
         self.source = source
+        self.parallel = parallel
+        self._name = graph.name
+        self._target = "numba-parallel" if parallel else "numba"
+        self._called: set[str] = set()  # kernels called once (compiled or loaded from the disk cache)
         self._module = load_module(source)
         self._scratch = scratch_types(graph)
         self._local = threading.local()
@@ -96,11 +124,12 @@ class Compiled:
             for v in graph.inputs
         ]
         self._scalar_inputs = [i for i, v in enumerate(graph.inputs) if not v.type.axes]
-        unique = list(dict.fromkeys(graph.outputs))
-        self._out_index = [unique.index(v) for v in graph.outputs]
+        outputs = inline_calls(graph).outputs  # as the kernels return them: equal values once
+        unique = list(dict.fromkeys(outputs))
+        self._out_index = [unique.index(v) for v in outputs]
         self._out_types = [v.type for v in unique]
         positions = {v: tuple(graph.axes.index(a) for a in v.type.axes) for v in unique}
-        self._layout = [_layout(positions[v], ndim) for v in graph.outputs]
+        self._layout = [_layout(positions[v], ndim) for v in outputs]
 
     def _sizes(self, inputs: list[Any]) -> dict[str, int]:
         return {a: 1 if at is None else np.shape(inputs[at[0]])[at[1]] for a, at in self._axis_of.items()}
@@ -116,9 +145,33 @@ class Compiled:
             cached = self._local.scratch = (key, arrays)
         return cached[1]
 
+    def _threads(self, inputs: list[Any]) -> int:
+        """Threads for one evaluation (1 in the serial target)."""
+        return threads_for(math.prod(self._sizes(inputs).values())) if self.parallel else 1
+
+    def _run(self, name: str, threads: int, *args: Any) -> Any:
+        """Call kernel ``name`` on ``threads`` threads; log its first call if compiling made it slow."""
+        fn = getattr(self._module, name)
+        previous = numba.get_num_threads() if threads > 1 else 0
+        if previous:
+            numba.set_num_threads(threads)  # for parallel regions this thread launches
+        try:
+            if name in self._called:
+                return fn(*args)
+            start = time.perf_counter()
+            out = fn(*args)
+            self._called.add(name)
+            _target.log_compile(self._name, self._target, time.perf_counter() - start, f"Numba kernel {name}")
+            return out
+        finally:
+            if previous:
+                numba.set_num_threads(previous)
+
     def call(self, args: Sequence[Any]) -> tuple:
         inputs = [c(a) for c, a in zip(self._convert, args, strict=True)]
-        outs = self._module.model(*inputs, *self._scratch_for(inputs))
+        threads = self._threads(inputs)
+        name = "model_serial" if self.parallel and threads == 1 else "model"
+        outs = self._run(name, threads, *inputs, *self._scratch_for(inputs))
         return tuple(f(outs[i]) for f, i in zip(self._layout, self._out_index))
 
     def call_into(self, args: Sequence[Any], outs: Sequence[np.ndarray]) -> None:
@@ -126,7 +179,9 @@ class Compiled:
         inputs = [c(a) for c, a in zip(self._convert, args, strict=True)]
         first = {i: k for k, i in reversed(list(enumerate(self._out_index)))}
         unique = [outs[first[i]] for i in range(len(first))]
-        self._module.model_into(*inputs, *unique, *self._scratch_for(inputs))
+        threads = self._threads(inputs)
+        name = "model_into_serial" if self.parallel and threads == 1 else "model_into"
+        self._run(name, threads, *inputs, *unique, *self._scratch_for(inputs))
         for k, i in enumerate(self._out_index):
             if first[i] != k:
                 outs[k][...] = outs[first[i]]
@@ -137,7 +192,8 @@ class Compiled:
         sizes = self._sizes(conv)
         shapes = [tuple(sizes[a] for a in t.axes) or (1,) for t in self._out_types]
         outs = [np.empty((n, *shape), _NP[t.dtype]) for shape, t in zip(shapes, self._out_types, strict=True)]
-        self._module.model_batch(n, max(1, min(n, numba.get_num_threads())), *conv, *outs)
+        threads = max(1, min(n, numba.get_num_threads(), _target.usable_cpus()))
+        self._run("model_batch", 0, n, threads, *conv, *outs)
         return tuple(f(outs[i], n) for f, i in zip(self._layout, self._out_index))
 
 
@@ -184,4 +240,5 @@ def build(graph: Graph, filename: str, **options: Any) -> Compiled:
     if unknown:
         raise GirError(f"the numba target has no option {unknown[0]!r}; its options are {sorted(OPTIONS)}")
     opts = {**OPTIONS, **options}
-    return Compiled(graph, generate(graph, parallel=bool(opts["parallel"]), fast_exp=bool(opts["fast_exp"])))
+    parallel = bool(opts["parallel"])
+    return Compiled(graph, generate(graph, parallel=parallel, fast_exp=bool(opts["fast_exp"])), parallel)

@@ -3,13 +3,17 @@
 The module defines (all ``@njit(cache=True, error_model="numpy", nogil=True)``):
 
 - ``model_into(inputs..., outputs..., scratch...)``: one evaluation into
-  preallocated output and scratch arrays; ``prange`` over the outer axis of every nest in the
-  parallel target.
+  preallocated output and scratch arrays; ``prange`` over the outer axis of every nest (and
+  special loop) over the whole grid in the parallel target. Lower-rank nests (a value per energy
+  in a time x energy model) run serially: their work is small, and each parallel loop costs
+  compile time.
 - ``model_into_serial``: the same body with ``range`` (parallel target only),
   used inside the batch loop, where a nested parallel launch would not pay.
 - ``model(inputs..., scratch...)``: allocates the outputs, calls ``model_into``,
   returns them. The caller keeps the scratch arrays between calls, so large
   temporaries are not allocated (and page-faulted) again on every call.
+- ``model_serial``: the same around ``model_into_serial`` (parallel target
+  only), for grids too small to share among threads.
 - ``model_batch(n_batch, n_chunks, inputs..., outputs...)``: scalar inputs
   are length-B vectors, outputs have a leading dimension B (the caller
   allocates them: NumPy maps a large array with huge pages, a fraction of the
@@ -38,6 +42,7 @@ _RESERVED = {name for names in HELPERS.values() for name in names} | {
     "model",
     "model_into",
     "model_into_serial",
+    "model_serial",
     "model_batch",
     "n_batch",
     "n_chunks",
@@ -101,7 +106,9 @@ class KernelWriter:
         self._into("model_into", self.parallel)
         if self.parallel:
             self._into("model_into_serial", False)
-        self._entry()
+        self._entry("model", "model_into")
+        if self.parallel:
+            self._entry("model_serial", "model_into_serial")
         self._batch()
         source = em.source
         imports = ""
@@ -115,10 +122,14 @@ class KernelWriter:
         """Whether a kernel has a loop to run in parallel (Numba warns about parallel=True without one)."""
         producer = self.graph.producers()
         return any(
-            (isinstance(st, Nest) and (len(st.axes) > 1 or st.reverse is None))
+            (isinstance(st, Nest) and self._full(st.axes) and (len(st.axes) > 1 or st.reverse is None))
             or (isinstance(st, Special) and len(st.node.inputs[0].type.axes) > 1)
             for st in self.sched.stages
         ) or any(v.type.axes and v not in producer for v in self.outputs)
+
+    def _full(self, axes: tuple[str, ...]) -> bool:
+        """Whether a loop nest over ``axes`` covers the whole grid (the only nests run in parallel)."""
+        return len(axes) == len(self.graph.axes)
 
     def _decorator(self, parallel: bool) -> str:
         return f'@njit(cache=True, error_model="numpy", nogil=True{", parallel=True" if parallel else ""})'
@@ -160,17 +171,17 @@ class KernelWriter:
         em.line()
         em.line()
 
-    def _entry(self) -> None:
+    def _entry(self, name: str, into: str) -> None:
         em = self.em
         em.line(self._decorator(False))
         scratch = [self.array[v] for v in self.temps]
-        with em.block(f"def model({', '.join(self._signature() + scratch)}):"):
+        with em.block(f"def {name}({', '.join(self._signature() + scratch)}):"):
             em.line(f'"""Evaluate @{self.graph.name}; returns the outputs (scalars as 1-element arrays)."""')
             self._sizes()
             for v in self.outputs:
                 em.line(f"{self.out_param[v]} = np.empty({self._shape(v)}, {NP_DTYPE[v.type.dtype]})")
             outs = [self.out_param[v] for v in self.outputs]
-            em.line(f"model_into({', '.join(self._signature() + outs + scratch)})")
+            em.line(f"{into}({', '.join(self._signature() + outs + scratch)})")
             em.line(f"return ({', '.join(outs)},)")
         em.line()
         em.line()
@@ -240,7 +251,9 @@ class KernelWriter:
                     for node in scans:  # running sums start before the loop they run along
                         em.line(f"{self.local[node.output]} = {'0.0' if self._float(node) else '0'}")
                 # the scan axis runs in order: never in parallel
-                kind = "prange" if parallel and level == 1 and not (innermost and scans) else "range"
+                kind = "range"
+                if parallel and level == 1 and self._full(nest.axes) and not (innermost and scans):
+                    kind = "prange"
                 header = self._loop(axis, kind, reverse=innermost and bool(nest.reverse))
                 loops.enter_context(em.block(header))
                 for node in by_level.get(level, []):

@@ -12,6 +12,7 @@ import pytest
 from available import require_target
 
 import gir
+from gir.codegen import backend
 from gir.runtime import target as targets_mod
 from gir.runtime.target import PARALLEL_MIN_CPUS, PARALLEL_MIN_POINTS, choose_auto
 
@@ -28,7 +29,7 @@ def no_gpu(monkeypatch):
 
 
 def cpus(monkeypatch, n: int) -> None:
-    monkeypatch.setattr(targets_mod, "usable_cpus", lambda: n)
+    monkeypatch.setattr(backend, "usable_cpus", lambda: n)
 
 
 @pytest.mark.parametrize(
@@ -62,19 +63,19 @@ def test_auto_without_numba_ignores_cpus(monkeypatch, no_gpu):
 
 def test_usable_cpus_follows_affinity(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
-    assert targets_mod.usable_cpus() == 3
+    assert backend.usable_cpus() == 3
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 7)
-    assert targets_mod.usable_cpus() == 7
+    assert backend.usable_cpus() == 7
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert targets_mod.usable_cpus() == 1
+    assert backend.usable_cpus() == 1
 
 
 def test_threads_from_work_and_cpus(monkeypatch):
     require_target("numba")
     import numba
 
-    from gir.codegen.numba import POINTS_PER_THREAD, threads_for
+    from gir.codegen.numba_backend import POINTS_PER_THREAD, threads_for
 
     cpus(monkeypatch, 64)
     assert threads_for(100) == 1
@@ -89,7 +90,7 @@ def test_parallel_target_runs_small_grids_serially(monkeypatch):
     require_target("numba")
     import numba
 
-    from gir.codegen.numba import POINTS_PER_THREAD
+    from gir.codegen.numba_backend import POINTS_PER_THREAD
 
     g = graph2d()
     par = gir.compile(g, target="numba-parallel")
@@ -110,7 +111,7 @@ def test_parallel_target_runs_small_grids_serially(monkeypatch):
 
 def test_slow_compile_is_logged_once(monkeypatch, caplog):
     require_target("numba")
-    monkeypatch.setattr(targets_mod, "COMPILE_LOG_SECONDS", 0.0)
+    monkeypatch.setattr(backend, "COMPILE_LOG_SECONDS", 0.0)
     g = gir.expr("a * x + 0.125", x="E")
     exe = gir.compile(g, target="numba")
     exe._artifact._called.clear()  # as if new: the first call compiles or loads the kernel
@@ -124,7 +125,7 @@ def test_slow_compile_is_logged_once(monkeypatch, caplog):
 
 def test_jax_compile_is_logged_per_new_shape(monkeypatch, caplog):
     require_target("jax-cpu")
-    monkeypatch.setattr(targets_mod, "COMPILE_LOG_SECONDS", 0.0)
+    monkeypatch.setattr(backend, "COMPILE_LOG_SECONDS", 0.0)
     exe = gir.compile(gir.expr("a * x + 0.375", x="E"), target="jax-cpu")
     with caplog.at_level(logging.INFO, logger="gir"):
         exe([2.0], x=np.ones(3))
@@ -151,7 +152,7 @@ def test_jax_persistent_cache_folder(monkeypatch, tmp_path):
     require_target("jax-cpu")
     import jax
 
-    from gir.codegen.jax import persistent_cache_dir
+    from gir.codegen.jax_backend import persistent_cache_dir
 
     monkeypatch.setenv("GIR_CACHE_DIR", str(tmp_path))
     saved = jax.config.jax_compilation_cache_dir

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import gir  # noqa: E402
-from gir.codegen import jax as jax_backend  # noqa: E402
-from gir.codegen.jax import cumsum as cumsum_mod  # noqa: E402
-from gir.codegen.jax.faddeeva import wofz  # noqa: E402
+from gir.codegen import jax_backend  # noqa: E402
+from gir.codegen.jax_backend import cumsum as cumsum_mod  # noqa: E402
+from gir.codegen.jax_backend.faddeeva import wofz  # noqa: E402
 from gir.ir.ops import OPS, OpDef, floating, register  # noqa: E402
 from gir.ir.types import Type  # noqa: E402
 

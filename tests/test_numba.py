@@ -17,9 +17,9 @@ numba = pytest.importorskip("numba")
 import scipy.special  # noqa: E402
 
 import gir  # noqa: E402
-from gir.codegen.numba import generate, unsupported  # noqa: E402
-from gir.codegen.numba.faddeeva import faddeeva  # noqa: E402
-from gir.codegen.numba.fastexp import fast_exp  # noqa: E402
+from gir.codegen.numba_backend import generate, unsupported  # noqa: E402
+from gir.codegen.numba_backend.faddeeva import faddeeva  # noqa: E402
+from gir.codegen.numba_backend.fastexp import fast_exp  # noqa: E402
 from gir.ir.builder import Builder  # noqa: E402
 from gir.ir.ops import OPS  # noqa: E402
 from gir.ir.types import Type  # noqa: E402

@@ -112,7 +112,7 @@ def test_targets_and_errors():
 
 
 def test_unavailable_target_says_what_to_install(monkeypatch):
-    fake = targets_mod.Target("fake", "gir.codegen.numpy", requires="no_such_package_xyz")
+    fake = targets_mod.Target("fake", "gir.codegen.numpy_backend", requires="no_such_package_xyz")
     monkeypatch.setitem(targets_mod.TARGETS, "fake", fake)
     with pytest.raises(gir.TargetError, match=r"no_such_package_xyz is not installed .*pip install"):
         gir.compile(model(), "fake", passes="O0")
@@ -152,13 +152,13 @@ def test_auto_rule_follows_device_and_size(monkeypatch):
     cpu = choose_auto(g)
     assert cpu in ("numba-parallel", "numba", "jax-cpu", "numpy")
     assert gir.compile(g, "auto", passes="O0").target == cpu
-    fake_gpu = targets_mod.Target("jax-gpu", "gir.codegen.jax", {"device": "gpu"})
+    fake_gpu = targets_mod.Target("jax-gpu", "gir.codegen.jax_backend", {"device": "gpu"})
     monkeypatch.setitem(targets_mod.TARGETS, "jax-gpu", fake_gpu)
     assert choose_auto(g) == "jax-gpu"  # no sizes: the GPU
     assert choose_auto(g, {"T": 2048, "E": 4096}) == "jax-gpu"
     assert choose_auto(g, {"T": 4, "E": GPU_MIN_POINTS // 8}) == cpu
     assert choose_auto(g, {"T": 212, "E": 1131}) == cpu  # a typical fit grid stays on the CPU
-    fake_numba = targets_mod.Target("numba", "gir.codegen.numba", requires="no_such_package_xyz")
+    fake_numba = targets_mod.Target("numba", "gir.codegen.numba_backend", requires="no_such_package_xyz")
     monkeypatch.setitem(targets_mod.TARGETS, "numba", fake_numba)
     monkeypatch.setitem(
         targets_mod.TARGETS, "jax-gpu", targets_mod.Target("jax-gpu", "x", requires="no_such_xyz")

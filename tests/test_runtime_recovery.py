@@ -83,7 +83,7 @@ def test_damaged_disk_cache_entry_is_rebuilt_with_one_warning(filled_cache, tmp_
 
 def test_module_files_are_written_atomically(tmp_path, monkeypatch):
     require_target("numba")
-    from gir.codegen.numba import cache as numba_cache
+    from gir.codegen.numba_backend import cache as numba_cache
 
     replaced = []
     real = os.replace

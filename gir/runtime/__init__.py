@@ -1,6 +1,7 @@
 """Targets, compile caches, ``gir.compile`` and the Executable."""
 
-from gir.runtime.cache import CacheWarning, cache_info, clear_cache
+from gir.codegen.backend import CacheWarning
+from gir.runtime.cache import cache_info, clear_cache
 from gir.runtime.compile import compile
 from gir.runtime.executable import Executable
 from gir.runtime.target import targets

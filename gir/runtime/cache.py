@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from pathlib import Path
 from typing import Any
 
 import attrs
 
+from gir.codegen.backend import disk_cache_dir
 from gir.errors import GirError
-
-
-class CacheWarning(RuntimeWarning):
-    """A disk cache entry could not be read: it was deleted and is compiled again."""
-
 
 #: Entries each in-memory cache keeps when ``GIR_CACHE_SIZE`` is not set.
 DEFAULT_SIZE = 256
@@ -93,17 +87,6 @@ _CACHES = (GRAPHS, ARTIFACTS, DERIVATIVES)
 def cache_info() -> dict[str, dict[str, int]]:
     """Sizes, hits and misses of each in-memory compile cache."""
     return {c.name: c.info() for c in _CACHES}
-
-
-def disk_cache_dir(fallback: bool = False) -> Path:
-    """Where generated kernel modules (and Numba's machine code for them) are kept between processes:
-    ``$GIR_CACHE_DIR/numba``, by default ``~/.cache/gir/numba``; with ``fallback``, the folder in
-    the temporary directory used when that one cannot be written."""
-    if fallback:
-        return Path(tempfile.gettempdir()) / f"gir-numba-{os.getuid()}"
-    root = os.environ.get("GIR_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "gir"
-    return base / "numba"
 
 
 def clear_cache(disk: bool = False) -> None:

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
-import os
 from collections.abc import Callable
 
 import attrs
 
+from gir.codegen import backend
 from gir.errors import TargetError
-
-#: gir's logger. Compilations slower than COMPILE_LOG_SECONDS are reported at INFO level; nothing
-#: shows unless the application configures logging (``logging.basicConfig(level=logging.INFO)``).
-logger = logging.getLogger("gir")
-logger.addHandler(logging.NullHandler())
-
-#: A kernel (or derivative kernel) whose compilation takes at least this long is logged.
-COMPILE_LOG_SECONDS = 1.0
-
-
-def log_compile(graph_name: str, target: str, seconds: float, what: str) -> None:
-    """Log (INFO, logger ``gir``) a compilation of @``graph_name`` that took at least COMPILE_LOG_SECONDS."""
-    if seconds >= COMPILE_LOG_SECONDS:
-        logger.info("compiling @%s for %s took %.1f s (%s)", graph_name, target, seconds, what)
 
 
 @attrs.frozen
@@ -43,8 +28,14 @@ class Target:
             return f"{self.requires} is not installed (pip install 'gir[{self.requires}]')"
         return self.check() if self.check else None
 
-    def load(self):
-        return importlib.import_module(self.backend)
+    def load(self) -> backend.Backend:
+        """The backend module (it must provide :class:`gir.codegen.backend.Backend`'s functions)."""
+        module = importlib.import_module(self.backend)
+        if not isinstance(module, backend.Backend):
+            raise TargetError(
+                f"{self.backend} is not a gir backend: it needs unsupported(graph) and build(...)"
+            )
+        return module
 
 
 @attrs.frozen
@@ -73,40 +64,45 @@ def _gpu_reason() -> str | None:
     return None
 
 
-register_target(Target("numpy", "gir.codegen.numpy", description="vectorized NumPy, the reference"))
+register_target(Target("numpy", "gir.codegen.numpy_backend", description="vectorized NumPy, the reference"))
 register_target(
     Target(
-        "numba", "gir.codegen.numba", {"parallel": False}, "numba", description="fused Numba loops, one core"
+        "numba",
+        "gir.codegen.numba_backend",
+        {"parallel": False},
+        "numba",
+        description="fused Numba loops, one core",
     )
 )
 register_target(
     Target(
         "numba-parallel",
-        "gir.codegen.numba",
+        "gir.codegen.numba_backend",
         {"parallel": True},
         "numba",
         description="fused Numba loops, prange over the outer axis",
     )
 )
 register_target(
-    Target("jax", "gir.codegen.jax", {"device": None}, "jax", description="jitted JAX, default device")
-)
-register_target(
-    Target("jax-cpu", "gir.codegen.jax", {"device": "cpu"}, "jax", description="jitted JAX on the CPU")
+    Target(
+        "jax", "gir.codegen.jax_backend", {"device": None}, "jax", description="jitted JAX, default device"
+    )
 )
 register_target(
     Target(
-        "jax-gpu", "gir.codegen.jax", {"device": "gpu"}, "jax", _gpu_reason, description="jitted JAX on a GPU"
+        "jax-cpu", "gir.codegen.jax_backend", {"device": "cpu"}, "jax", description="jitted JAX on the CPU"
     )
 )
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on: its affinity mask where the OS has one, else the CPU count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+register_target(
+    Target(
+        "jax-gpu",
+        "gir.codegen.jax_backend",
+        {"device": "gpu"},
+        "jax",
+        _gpu_reason,
+        description="jitted JAX on a GPU",
+    )
+)
 
 
 def targets() -> list[TargetInfo]:
@@ -152,7 +148,7 @@ def choose_auto(graph, sizes: dict[str, int] | None = None) -> str:
         return "jax-gpu"
     if TARGETS["numba"].unavailable_reason() is None:
         large = points is not None and points >= PARALLEL_MIN_POINTS
-        return "numba-parallel" if large and usable_cpus() >= PARALLEL_MIN_CPUS else "numba"
+        return "numba-parallel" if large and backend.usable_cpus() >= PARALLEL_MIN_CPUS else "numba"
     if TARGETS["jax-cpu"].unavailable_reason() is None:
         return "jax-cpu"
     return "numpy"

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import jax.scipy.special
 import numpy
 
-from gir.codegen.jax.cumsum import cumsum
-from gir.codegen.jax.faddeeva import wofz
+from gir.codegen.jax_backend.cumsum import cumsum
+from gir.codegen.jax_backend.faddeeva import wofz
 
 #: Names the generated source refers to.
 NAMESPACE: dict[str, Any] = {

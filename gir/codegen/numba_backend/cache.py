@@ -11,7 +11,7 @@ process that compiles the same graph with the same options writes nothing,
 imports the same file and loads the machine code from Numba's cache.
 
 The folder is ``$GIR_CACHE_DIR/numba`` if ``GIR_CACHE_DIR`` is set, else
-``~/.cache/gir/numba`` (:func:`gir.runtime.cache.disk_cache_dir`).
+``~/.cache/gir/numba`` (:func:`gir.codegen.backend.disk_cache_dir`).
 
 Recovery: every file gir writes goes to a temporary file in the same folder
 first and is moved into place (``os.replace``), so a reader sees the old file
@@ -44,7 +44,7 @@ import numba
 from numba.core.caching import Cache
 from numba.core.dispatcher import Dispatcher
 
-from gir.runtime.cache import CacheWarning, disk_cache_dir
+from gir.codegen.backend import CacheWarning, disk_cache_dir
 
 _HELPER_FILES = ("support.py", "fastexp.py", "faddeeva.py")
 
@@ -52,7 +52,8 @@ _HELPER_FILES = ("support.py", "fastexp.py", "faddeeva.py")
 #: arguments noalias, so the loop vectorizer guards a loop with runtime overlap checks between
 #: the arrays it stores and reads; past 128 checks (a nest storing a dozen arrays, as derivative
 #: kernels do) it gives up and the loop runs scalar, 2-3x slower. The checks run once per inner loop.
-LLVM_OPTIONS = ("-vectorize-memory-check-threshold=4096",)
+#: ``GIR_LLVM_OPTIONS=0`` leaves LLVM's defaults alone (for the whole process).
+LLVM_OPTIONS = () if os.environ.get("GIR_LLVM_OPTIONS") == "0" else ("-vectorize-memory-check-threshold=4096",)
 for _option in LLVM_OPTIONS:
     llvmlite.binding.set_option("gir", _option)
 

@@ -32,8 +32,8 @@ import contextlib
 import re
 
 from gir.codegen.emitter import Emitter
-from gir.codegen.numba.loops import Nest, Scalars, Schedule, Special, is_scan
-from gir.codegen.numba.ops import HELPERS, scalar_expr
+from gir.codegen.numba_backend.loops import Nest, Scalars, Schedule, Special, is_scan
+from gir.codegen.numba_backend.ops import HELPERS, scalar_expr
 from gir.ir.graph import Node, Value
 from gir.ir.printer import format_node, value_names
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import scipy.special
 
-import numpy as np
+from gir.codegen.backend import unsupported_ops
 from gir.codegen.emitter import Emitter, emit_function
 from gir.ir.graph import Graph
 from gir.ir.ops import get_op
@@ -21,8 +22,7 @@ NAMESPACE = {"np": np, "sp": scipy.special}
 
 def unsupported(graph: Graph) -> list[str]:
     """Ops of ``graph`` this backend cannot compile (those without a NumPy template)."""
-    ops = {n.op for g in [*graph.callees(), graph] for n in g.nodes}
-    return sorted(op for op in ops if op != "call" and get_op(op).numpy is None)
+    return unsupported_ops(graph, lambda op: get_op(op).numpy is not None)
 
 
 class Compiled:

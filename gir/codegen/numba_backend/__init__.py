@@ -38,15 +38,16 @@ from typing import Any
 import numba
 import numpy as np
 
-from gir.codegen.numba.cache import load_module
-from gir.codegen.numba.inline import inline_calls
-from gir.codegen.numba.kernel import KernelWriter
-from gir.codegen.numba.loops import schedule
-from gir.codegen.numba.ops import supported
+from gir.codegen import backend as shared
+from gir.codegen.backend import unsupported_ops
+from gir.codegen.numba_backend.cache import load_module
+from gir.codegen.numba_backend.inline import inline_calls
+from gir.codegen.numba_backend.kernel import KernelWriter
+from gir.codegen.numba_backend.loops import schedule
+from gir.codegen.numba_backend.ops import supported
 from gir.errors import GirError
 from gir.ir.graph import Graph
 from gir.ir.types import Type
-from gir.runtime import target as _target
 
 _NP = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "bool": np.bool_}
 _SCALAR = {"f64": float, "i64": int, "bool": bool, "f32": np.float32}
@@ -61,18 +62,17 @@ def threads_for(points: int) -> int:
     """Threads for one evaluation over ``points`` grid points in the parallel target.
 
     One per :data:`POINTS_PER_THREAD` points, at most the CPUs this process may
-    use (:func:`gir.runtime.target.usable_cpus`) and Numba's thread count.
+    use (:func:`gir.codegen.backend.usable_cpus`) and Numba's thread count.
     """
     n = points // POINTS_PER_THREAD
     if n < 2:
         return 1
-    return max(1, min(n, _target.usable_cpus(), numba.config.NUMBA_NUM_THREADS))
+    return max(1, min(n, shared.usable_cpus(), numba.config.NUMBA_NUM_THREADS))
 
 
 def unsupported(graph: Graph) -> list[str]:
     """Ops of ``graph`` (and of the graphs it calls) this backend has no emitter for."""
-    ops = {n.op for g in [*graph.callees(), graph] for n in g.nodes}
-    return sorted(op for op in ops if not supported(op))
+    return unsupported_ops(graph, supported)
 
 
 def generate(graph: Graph, *, parallel: bool = False, fast_exp: bool = True) -> str:
@@ -161,7 +161,7 @@ class Compiled:
             start = time.perf_counter()
             out = fn(*args)
             self._called.add(name)
-            _target.log_compile(self._name, self._target, time.perf_counter() - start, f"Numba kernel {name}")
+            shared.log_compile(self._name, self._target, time.perf_counter() - start, f"Numba kernel {name}")
             return out
         finally:
             if previous:
@@ -192,7 +192,7 @@ class Compiled:
         sizes = self._sizes(conv)
         shapes = [tuple(sizes[a] for a in t.axes) or (1,) for t in self._out_types]
         outs = [np.empty((n, *shape), _NP[t.dtype]) for shape, t in zip(shapes, self._out_types, strict=True)]
-        threads = max(1, min(n, numba.get_num_threads(), _target.usable_cpus()))
+        threads = max(1, min(n, numba.get_num_threads(), shared.usable_cpus()))
         self._run("model_batch", 0, n, threads, *conv, *outs)
         return tuple(f(outs[i], n) for f, i in zip(self._layout, self._out_index))
 

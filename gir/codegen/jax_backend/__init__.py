@@ -2,7 +2,7 @@
 
 The source comes from the shared emitter: each op's NumPy template with ``np``
 bound to ``jax.numpy`` and ``sp`` to ``jax.scipy.special``, except the few ops
-in :mod:`gir.codegen.jax.ops` (constants, cumulative sums, the Faddeeva
+in :mod:`gir.codegen.jax_backend.ops` (constants, cumulative sums, the Faddeeva
 function). The function is pure, so it can be jitted, vmapped and
 differentiated; ``Compiled.function`` hands it out (trace it inside
 :func:`x64`, or JAX computes it in float32).
@@ -20,7 +20,7 @@ pin the jitted functions to the first device of that platform through their
 input shardings. Results come back as NumPy arrays.
 
 Compile latency: a call that compiles (the first, or a new shape) and takes
-over :data:`gir.runtime.target.COMPILE_LOG_SECONDS` is logged (logger
+over :data:`gir.codegen.backend.COMPILE_LOG_SECONDS` is logged (logger
 ``gir``, INFO). Loading this module points JAX's persistent compilation cache
 at ``<gir cache>/jax`` (``$GIR_CACHE_DIR/jax``, by default ``~/.cache/gir/jax``)
 unless a cache folder is set already (``jax_compilation_cache_dir``, or
@@ -41,13 +41,12 @@ import jax
 import numpy as np
 from jax.sharding import SingleDeviceSharding
 
+from gir.codegen.backend import disk_cache_dir, log_compile, unsupported_ops
 from gir.codegen.emitter import Emitter, emit_function
-from gir.codegen.jax.ops import NAMESPACE, OVERRIDES
+from gir.codegen.jax_backend.ops import NAMESPACE, OVERRIDES
 from gir.errors import TargetError
 from gir.ir.graph import Graph
 from gir.ir.ops import get_op
-from gir.runtime.cache import disk_cache_dir
-from gir.runtime.target import log_compile
 
 #: Grid points a vmapped batch call covers (examples x points per example), about 4 MB a value.
 BATCH_CELLS = 1 << 19
@@ -72,8 +71,7 @@ _enable_persistent_cache()
 
 def unsupported(graph: Graph) -> list[str]:
     """Ops of ``graph`` this backend cannot compile: those with neither an override nor a template."""
-    ops = {n.op for g in [*graph.callees(), graph] for n in g.nodes}
-    return sorted(op for op in ops if op != "call" and op not in OVERRIDES and get_op(op).numpy is None)
+    return unsupported_ops(graph, lambda op: op in OVERRIDES or get_op(op).numpy is not None)
 
 
 def x64():

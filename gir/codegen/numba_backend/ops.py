@@ -8,13 +8,13 @@ ops whose Numba code differs from the template. An emitter maps the operand
 sources (names, array reads or literals), the op's attributes and the operand
 dtypes to a Python expression for one element, with the semantics of the
 template (the reference): ``math.*`` for the scalar functions, the helpers in
-:mod:`gir.codegen.numba.support` where NumPy's ufunc differs from Python
+:mod:`gir.codegen.numba_backend.support` where NumPy's ufunc differs from Python
 (sign, minimum, maximum, sinc), SciPy's functions (no Numba support) through
-:mod:`gir.codegen.numba.faddeeva` and ``math``. Division by zero gives inf/nan
+:mod:`gir.codegen.numba_backend.faddeeva` and ``math``. Division by zero gives inf/nan
 because every kernel is compiled with ``error_model="numpy"``.
 
 Ops along an axis (sum, mean, cumsum, flip: :data:`LOOP_OPS`) are loops, not
-expressions; :mod:`gir.codegen.numba.kernel` emits them (sums in NumPy's own
+expressions; :mod:`gir.codegen.numba_backend.kernel` emits them (sums in NumPy's own
 order). Both tables are checked against the op registry on import.
 
 Agreement with the NumPy target, measured as the largest relative difference
@@ -23,7 +23,7 @@ arithmetic, comparisons, where, minimum/maximum, abs, sign, floor, mod, sqrt,
 log, sin, cos, arctan, sums, means and cumulative sums; at most 4e-16 where
 libm and NumPy's SIMD loops round differently (exp through ``fast_exp``,
 expm1, log1p, tan, tanh, arctan2, erf, pow) and 2e-15 for erfc; wofz_re and
-wofz_im 7e-15 and 5e-14 (see :mod:`gir.codegen.numba.faddeeva`). A graph can
+wofz_im 7e-15 and 5e-14 (see :mod:`gir.codegen.numba_backend.faddeeva`). A graph can
 amplify these like any rounding difference: exp of arguments near -100 turns
 1 ulp into 2e-14 (the dense GLP model in the tests).
 """
@@ -42,9 +42,9 @@ ScalarEmitter = Callable[[Sequence[str], Mapping[str, Any], Sequence[str]], str]
 
 #: The helpers generated modules may import, by the module that defines them.
 HELPERS = {
-    "gir.codegen.numba.support": ("sign", "minimum", "maximum", "sinc", "pairwise_sum"),
-    "gir.codegen.numba.fastexp": ("fast_exp",),
-    "gir.codegen.numba.faddeeva": ("wofz_re", "wofz_im"),
+    "gir.codegen.numba_backend.support": ("sign", "minimum", "maximum", "sinc", "pairwise_sum"),
+    "gir.codegen.numba_backend.fastexp": ("fast_exp",),
+    "gir.codegen.numba_backend.faddeeva": ("wofz_re", "wofz_im"),
 }
 
 
@@ -114,7 +114,7 @@ SCALAR: dict[str, ScalarEmitter] = {
     "bcast": _fmt("{0}"),  # in a loop over the union of the axes, reading the first operand broadcasts it
 }
 
-#: Ops along an axis, emitted as loops of their own by :mod:`gir.codegen.numba.kernel`.
+#: Ops along an axis, emitted as loops of their own by :mod:`gir.codegen.numba_backend.kernel`.
 LOOP_OPS = ("sum", "mean", "cumsum", "flip")
 
 

@@ -53,7 +53,9 @@ _HELPER_FILES = ("support.py", "fastexp.py", "faddeeva.py")
 #: the arrays it stores and reads; past 128 checks (a nest storing a dozen arrays, as derivative
 #: kernels do) it gives up and the loop runs scalar, 2-3x slower. The checks run once per inner loop.
 #: ``GIR_LLVM_OPTIONS=0`` leaves LLVM's defaults alone (for the whole process).
-LLVM_OPTIONS = () if os.environ.get("GIR_LLVM_OPTIONS") == "0" else ("-vectorize-memory-check-threshold=4096",)
+LLVM_OPTIONS = (
+    () if os.environ.get("GIR_LLVM_OPTIONS") == "0" else ("-vectorize-memory-check-threshold=4096",)
+)
 for _option in LLVM_OPTIONS:
     llvmlite.binding.set_option("gir", _option)
 

@@ -15,8 +15,9 @@ import gir
 import gir.fit
 from gir import models as gm
 from gir.errors import InputError
+from gir.fit.dataset import Dataset
 from gir.fit.global_stage import candidates, pick
-from gir.fit.problem import Dataset, build_problem
+from gir.fit.problem import build_problem
 
 P = gm.Param
 E = np.linspace(80.0, 90.0, 120)

@@ -3,23 +3,30 @@
 ::
 
     import gir.fit
-    result = gir.fit.least_squares(exe, data, energy=E, time=T)   # scipy least_squares, analytic Jacobian
+    result = gir.fit.least_squares(exe, data, energy=E, time=T)   # levmar, analytic Jacobian
     print(result.report()); result.plot()
+    result = gir.fit.least_squares(exe, data, starts=64, energy=E, time=T)     # a global first stage
     result = gir.fit.least_squares(exe, data, varpro=True, energy=E, time=T)   # variable projection
     params = gir.fit.to_lmfit(exe)                                             # lmfit
     residual, dfun = gir.fit.lmfit_functions(exe, data, energy=E, time=T)
     result = gir.fit.joint([gir.fit.Dataset(exe, d1, energy=E, time=T, label="a"), ...], local=["p1.A"])
     results = gir.fit.batch(exe, spectra, energy=E, client=dask_client)
 
-Only this package's light modules load with ``import gir``; scipy.optimize,
-lmfit, matplotlib, tqdm and dask load when used. See docs/fitting.md.
+The modules: ``grid`` (an executable on one windowed grid), ``dataset`` (data,
+weights, start values and bounds), ``problem`` (data sets stacked over one
+parameter vector), ``solver`` (options and one local run), ``levmar``,
+``global_stage``, ``varpro``, ``least_squares``, ``joint``, ``batch``,
+``result``, ``lmfit_bridge``. Only light modules load with ``import gir``;
+scipy.optimize, lmfit, matplotlib, tqdm and dask load when used. See
+docs/fitting.md.
 """
 
 from gir.fit.batch import BatchResult, batch, releases_gil
+from gir.fit.dataset import Dataset
 from gir.fit.joint import joint
 from gir.fit.least_squares import least_squares, solve
 from gir.fit.lmfit_bridge import lmfit_functions, lmfit_names, to_lmfit
-from gir.fit.problem import Dataset, Problem, build_problem
+from gir.fit.problem import Problem, build_problem
 from gir.fit.result import DatasetFit, FitResult
 from gir.fit.varpro import linear_columns
 

@@ -22,8 +22,10 @@ import attrs
 import numpy as np
 
 from gir.errors import InputError, warn
+from gir.fit.dataset import Dataset
+from gir.fit.grid import Evaluation, as_executable
 from gir.fit.least_squares import solve
-from gir.fit.problem import Dataset, Evaluation, as_executable, build_problem
+from gir.fit.problem import build_problem
 from gir.fit.result import FitResult
 from gir.fit.solver import solver_options
 

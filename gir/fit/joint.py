@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gir.errors import InputError
+from gir.fit.dataset import Dataset
 from gir.fit.least_squares import fit_datasets
-from gir.fit.problem import Dataset
 from gir.fit.result import FitResult
 from gir.fit.solver import solver_options
 

@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gir.fit.dataset import Dataset
 from gir.fit.global_stage import check_options, solve_global
-from gir.fit.problem import Dataset, Problem, build_problem
+from gir.fit.problem import Problem, build_problem
 from gir.fit.result import FitResult
 from gir.fit.solver import DEFAULTS, bounds_for, check_method, solve_local, solver_options, start_point
 from gir.fit.varpro import solve_varpro

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from gir.errors import InputError, warn
-from gir.fit.problem import Dataset, as_executable, build_problem, start_and_bounds
+from gir.fit.dataset import Dataset, start_and_bounds
+from gir.fit.grid import as_executable
+from gir.fit.problem import build_problem
 from gir.frontend import expr
 from gir.models.component import Param
 from gir.models.model import DOTTED

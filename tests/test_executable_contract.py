@@ -117,3 +117,23 @@ def test_gir_has_one_known_import_cycle_at_most():
     rules, which build tracers); no other module imports back into its importers."""
     cycles = [sorted(c) for c in nx.simple_cycles(_module_imports())]
     assert cycles in ([], [["gir.frontend.lowering", "gir.frontend.tracer"]]), cycles
+
+
+def test_vjp_of_a_model_takes_cotangents_on_its_grid():
+    """A 2D model whose output does not vary in time: the gradient sums the cotangent over time."""
+    m = gm.Model(axes=("time", "energy"))
+    m.add(gm.GLP("p1", A=gm.Param(10.0, bounds=(0, 100)), x0=gm.Param(84.0), F=1.0, m=0.3))
+    exe = gir.compile(m, target="numpy")
+    assert exe.graph.outputs[0].type.axes == ("E",)
+    cotangent = np.random.default_rng(0).normal(size=(T.size, E.size))
+    jac = exe.jacobian(energy=E, time=T)
+    want = np.einsum("te,tep->p", cotangent, jac)
+    np.testing.assert_allclose(exe.vjp(None, cotangent, energy=E, time=T), want, rtol=1e-12)
+
+
+def test_a_ragged_theta_mapping_names_the_parameter():
+    exe = gir.compile(model(), target="numpy")
+    thetas = {n: np.full(2, v) for n, v in zip(exe.param_names, exe.theta0, strict=True)}
+    thetas["p1.A"] = np.full(3, 10.0)
+    with pytest.raises(InputError, match=r"'p1\.A' has shape \(3,\)"):
+        exe.batch(thetas, energy=E, time=T)

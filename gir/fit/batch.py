@@ -162,9 +162,16 @@ def _indices(idx: list[int], shown: int = 20) -> str:
 
 
 def _fit(
-    exe: Any, data: np.ndarray, theta0: Any, weights: Any, arrays: Mapping[str, Any], kws: Mapping[str, Any]
+    exe: Any,
+    data: np.ndarray,
+    theta0: Any,
+    weights: Any,
+    arrays: Mapping[str, Any],
+    kws: Mapping[str, Any],
+    quiet: bool = False,
 ) -> FitResult:
-    """One fit of a batch (also run on dask workers): a least_squares without the Jacobian kept."""
+    """One fit of a batch (also run on dask workers): a least_squares without the Jacobian kept;
+    ``quiet`` where no user code is on the stack (worker threads and processes) to point a warning at."""
     kws = dict(kws)
     scipy_kw = solver_options(
         kws.pop("ftol", None),
@@ -195,11 +202,12 @@ def _fit(
         setup_time=time.perf_counter() - t0,
         explicit_bounds=kws.get("bounds") is not None,
         keep_jac=False,
+        quiet=quiet,
     )
 
 
 def _fit_chunk(exe, items, arrays, kws) -> list[FitResult]:
-    return [_fit(exe, d, t, w, arrays, kws) for d, t, w in items]
+    return [_fit(exe, d, t, w, arrays, kws, quiet=True) for d, t, w in items]
 
 
 def releases_gil(exe: Any) -> bool:
@@ -326,7 +334,7 @@ def _local(exe, items, arrays, kws, workers, bar) -> tuple[list[FitResult], str]
                 bar.update(1)
         return results, "sequential"
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_fit, exe, *items[i], arrays, kws): i for i in rest}
+        futures = {pool.submit(_fit, exe, *items[i], arrays, kws, True): i for i in rest}
         for f in as_completed(futures):
             results[futures[f]] = f.result()
             if bar is not None:

@@ -144,13 +144,14 @@ def solve(
     setup_time: float = 0.0,
     explicit_bounds: bool = False,
     keep_jac: bool = True,
+    quiet: bool = False,
 ) -> FitResult:
     """Minimize the problem's residual with ``method`` (see :func:`least_squares`), or by variable
-    projection."""
+    projection; ``quiet`` leaves out the warnings about bounds (a batch's fits in worker threads)."""
     check_method(method, jacobian)
     options = dict(DEFAULTS if scipy_options is None else scipy_options)
-    bounds = bounds_for(problem, method, explicit_bounds)
-    x0 = start_point(problem, bounds)
+    bounds = bounds_for(problem, method, explicit_bounds, quiet)
+    x0 = start_point(problem, bounds, quiet)
     if varpro is not False and problem.nfree:
         return solve_varpro(problem, x0, varpro, method=method, bounds=bounds, scipy_options=options,
                             setup_time=setup_time, keep_jac=keep_jac)  # fmt: skip

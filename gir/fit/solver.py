@@ -47,8 +47,11 @@ def check_method(method: str, jacobian: str) -> None:
         raise InputError(f"jacobian must be 'eager' or 'lazy', got {jacobian!r}")
 
 
-def bounds_for(problem: Problem, method: str, explicit: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """The problem's bounds as ``method`` takes them (None for MINPACK's ``lm``, which has none)."""
+def bounds_for(
+    problem: Problem, method: str, explicit: bool, quiet: bool = False
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The problem's bounds as ``method`` takes them (None for MINPACK's ``lm``, which has none);
+    ``quiet`` leaves out the warning that ``lm`` drops the model's bounds."""
     lo, hi = problem.bounds
     finite = np.isfinite(lo).any() or np.isfinite(hi).any()
     if method != "lm":
@@ -56,19 +59,22 @@ def bounds_for(problem: Problem, method: str, explicit: bool) -> tuple[np.ndarra
     if finite:
         if explicit:
             raise InputError("method 'lm' does not support bounds; use method='levmar' or 'trf'")
-        warn("method 'lm' ignores the model's parameter bounds")
+        if not quiet:
+            warn("method 'lm' ignores the model's parameter bounds")
     return None
 
 
-def start_point(problem: Problem, bounds) -> np.ndarray:
-    """The problem's start, clipped into ``bounds`` with a warning naming the parameters moved."""
+def start_point(problem: Problem, bounds, quiet: bool = False) -> np.ndarray:
+    """The problem's start, clipped into ``bounds`` with a warning naming the parameters moved
+    (unless ``quiet``)."""
     x0 = problem.x0.copy()
     if bounds is not None:
         lo, hi = bounds
         outside = (x0 < lo) | (x0 > hi)
         if outside.any():
             names = [n for n, o in zip(problem.names, outside, strict=True) if o]
-            warn(f"start values outside their bounds are clipped: {names}")
+            if not quiet:
+                warn(f"start values outside their bounds are clipped: {names}")
             x0 = np.clip(x0, lo, hi)
     return x0
 

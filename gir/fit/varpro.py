@@ -36,7 +36,7 @@ import numpy as np
 from gir.errors import GirError, InputError
 from gir.fit.problem import Problem
 from gir.fit.result import FitResult, make_result
-from gir.fit.solver import minimize, solve_local, start_point
+from gir.fit.solver import minimize, solve_local
 from gir.passes.linearity import is_jointly_linear, linear_parameters
 
 
@@ -208,7 +208,7 @@ def solve_varpro(
         bad = [problem.names[i] for i in lin if not lo[i] < x[i] < hi[i]]
         if bad:
             info["fallback"] = f"linear parameters at their bounds: {bad}; fitted again without projection"
-            full = solve_local(problem, start_point(problem, bounds), bounds, method=method,
+            full = solve_local(problem, x0, bounds, method=method,
                                jacobian="eager", options=scipy_options, keep_jac=keep_jac)  # fmt: skip
             info.update(fallback_nfev=full.nfev, fallback_njev=full.njev)
             full.varpro = info

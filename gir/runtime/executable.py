@@ -99,7 +99,7 @@ class Executable:
         plain = self.__dict__.get("_unbound")
         if plain is None:
             plain = self.__dict__["_unbound"] = Executable(
-                self.graph, self.target, self._artifact, self.options
+                self.graph, self.target, self._artifact, self.options, fixed=self.fixed
             )
         return plain
 
@@ -280,9 +280,22 @@ class Executable:
     def vjp(self, theta, cotangents, /, **arrays: Any) -> np.ndarray:
         """The gradient of sum(cotangent * output) with respect to theta (one reverse sweep).
 
-        ``cotangents`` has one array per output (a single array for one output).
+        ``cotangents`` has one array per output (a single array for one output), shaped like the
+        output as ``exe(...)`` returns it (a model's whole grid for a compiled model).
         """
         theta, arrays = self._bind(theta, arrays)
+        if self.binding is not None:  # from the grid to each output's own axes: sum where it is constant
+            grid = tuple(self.binding.axes.values())
+            many = len(self.graph.outputs) > 1
+            seeds = list(cotangents) if many else [cotangents]
+            seeds = [
+                np.sum(
+                    np.asarray(c, dtype=np.float64),
+                    axis=tuple(i for i, a in enumerate(grid) if a not in v.type.axes),
+                )
+                for c, v in zip(seeds, self.graph.outputs, strict=True)
+            ]
+            cotangents = seeds if many else seeds[0]
         return self._vjp(theta, cotangents, arrays)
 
     def _vjp(self, theta: Any, cotangents: Any, arrays: Mapping[str, Any]) -> np.ndarray:
@@ -352,6 +365,15 @@ class Executable:
             if missing:
                 raise InputError(f"theta: missing parameter {missing[0]!r} (missing: {missing})")
             theta = [_real(theta[n], f"parameter {n!r}") for n in names]
+            shapes = {np.shape(t) for t in theta}
+            if len(shapes) > 1:
+                first = next(
+                    n for n, t in zip(names, theta, strict=True) if np.shape(t) != np.shape(theta[0])
+                )
+                raise InputError(
+                    f"theta: parameter {first!r} has shape {np.shape(theta[names.index(first)])}, "
+                    f"{names[0]!r} has {np.shape(theta[0])}: give every parameter the same shape"
+                )
             theta = np.stack(theta, axis=-1) if theta else np.zeros((0,))
         what = "thetas" if batch else "theta"
         try:

@@ -13,10 +13,11 @@ from gir.models.binding import ModelBinding
 from gir.models.component import REGISTRY, Component, ComponentDef, Param
 from gir.models.model import Model
 from gir.models.simulate import demo_axes, simulate
+from gir.models.trspecfit import from_trspecfit
 
 globals().update(REGISTRY)  # every library component: gm.GLP, gm.Shirley, gm.expFun, ...
 
 __all__ = [
-    "REGISTRY", "Component", "ComponentDef", "Model", "ModelBinding", "Param", "demo_axes", "library",
-    "simulate", *REGISTRY,
+    "REGISTRY", "Component", "ComponentDef", "Model", "ModelBinding", "Param", "demo_axes",
+    "from_trspecfit", "library", "simulate", *REGISTRY,
 ]  # fmt: skip

@@ -28,20 +28,27 @@ def trapezoid_weights(x: np.ndarray) -> np.ndarray:
 
 
 def derived_time_inputs(t: np.ndarray, name: str) -> dict[str, np.ndarray]:
-    """Everything the convolution needs that depends only on the time axis."""
+    """Everything the convolution needs that depends only on the time axis (with the weights and edge
+    indicators also on T, and the edge distances also on S, for the odd steps of a chain of kernels)."""
     if np.any(np.diff(t) < 0):
         raise InputError(f"{name!r} must be increasing for the instrument response convolution")
     t = t.copy()  # cached: must not alias the caller's array
     first, last = np.zeros_like(t), np.zeros_like(t)
     first[0], last[-1] = 1.0, 1.0
+    w, a, b = trapezoid_weights(t), t - t[0], t - t[-1]
     return {
         f"{name}.s": t,
         f"{name}.d": t[:, None] - t[None, :],
-        f"{name}.w": trapezoid_weights(t),
-        f"{name}.a": t - t[0],
-        f"{name}.b": t - t[-1],
+        f"{name}.w": w,
+        f"{name}.a": a,
+        f"{name}.b": b,
         f"{name}.first": first,
         f"{name}.last": last,
+        f"{name}.w_t": w,
+        f"{name}.a_s": a,
+        f"{name}.b_s": b,
+        f"{name}.first_t": first,
+        f"{name}.last_t": last,
     }
 
 
@@ -57,9 +64,10 @@ class ModelBinding(Binding):
         self.passes = passes
         self.fixed = dict(fixed or {})
         self.axes = model.ir_axes
-        convolved = model.time is not None and any(d.irf is not None for d in model.dynamics_of.values())
+        convolved = model.time is not None and any(d.irf for d in model.dynamics_of.values())
         self.coupled = (model.time,) if convolved else ()
-        self._kernels = model.kernel_parameters()
+        self._kernels = [model.aliases.get(k, k) for k in model.kernel_parameters()]
+        self._kernel_expressions = [k for k, v in model.kernel_widths().items() if isinstance(v, str)]
         for k in self._kernels:
             if k in self.fixed and not (math.isfinite(self.fixed[k]) and self.fixed[k] > 0):
                 raise GirError(f"kernel width {k!r} must be positive, got {self.fixed[k]}")
@@ -75,31 +83,48 @@ class ModelBinding(Binding):
     # -- parameters -------------------------------------------------------------------
 
     def start(self, names: Sequence[str]) -> np.ndarray:
-        free = self.model.free_parameters()
-        return np.array([free[n].value for n in names], dtype=np.float64)
+        free, full = self.model.free_parameters(), self.model.canonical
+        return np.array([free[full(n)].value for n in names], dtype=np.float64)
 
     def bounds(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        free = self.model.free_parameters()
+        free, full = self.model.free_parameters(), self.model.canonical
         return (
-            np.array([free[n].bounds[0] for n in names], dtype=np.float64),
-            np.array([free[n].bounds[1] for n in names], dtype=np.float64),
+            np.array([free[full(n)].bounds[0] for n in names], dtype=np.float64),
+            np.array([free[full(n)].bounds[1] for n in names], dtype=np.float64),
         )
 
     def check(self, names: Sequence[str], theta: np.ndarray) -> None:
+        theta = np.asarray(theta)
         for k in self._kernels:
-            if k in names and np.any(np.asarray(theta)[..., list(names).index(k)] <= 0):
+            if k in names and not np.all(theta[..., list(names).index(k)] > 0):
                 raise InputError(f"kernel width {k!r} must be positive")
+        if self._kernel_expressions:
+            rows = theta.reshape(-1, len(names)) if len(names) else np.zeros((1, 0))
+            m = self.model
+            for row in rows:
+                given = {**self.fixed, **dict(zip(names, row, strict=True))}
+                values = m.parameter_values({m.canonical(k): v for k, v in given.items()})
+                for k in self._kernel_expressions:
+                    if not values[k] > 0:
+                        name, text = m.aliases.get(k, k), m.parameters()[k]
+                        raise InputError(
+                            f"kernel width {name!r} = {text!r} must be positive, got {values[k]}"
+                        )
 
     def parameters(self) -> dict[str, Any]:
-        return self.model.parameters()
+        return self.model.aliased_parameters()
 
     def fixed_and_tied(
         self, names: Sequence[str], theta: np.ndarray
     ) -> tuple[dict[str, float], dict[str, tuple[str, float]]]:
-        values = self.model.parameter_values({**self.fixed, **dict(zip(names, theta, strict=True))})
-        texts = self.model.expressions()
-        fixed = {k: v for k, v in values.items() if k not in texts and k not in names}
-        return fixed, {k: (t, values[k]) for k, t in texts.items()}
+        m = self.model
+        values = m.parameter_values({**self.fixed, **dict(zip(names, theta, strict=True))})
+        texts = m.aliased_parameters()
+        shown = {k: m.aliases.get(k, k) for k in values}
+        fixed = {shown[k]: v for k, v in values.items() if not isinstance(texts[shown[k]], str)}
+        return {k: v for k, v in fixed.items() if k not in names}, {
+            shown[k]: (texts[shown[k]], values[k]) for k in values if isinstance(texts[shown[k]], str)
+        }
 
     # -- inputs -----------------------------------------------------------------------
 
@@ -110,11 +135,13 @@ class ModelBinding(Binding):
                 continue
             a = np.asarray(arrays[axis], dtype=np.float64)
             key = (axis, a.shape, hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).digest())
-            if key not in self._derived:
+            made = self._derived.get(key)
+            if made is None:
+                made = make(a)
                 if len(self._derived) >= self.KEEP:
                     self._derived.clear()
-                self._derived[key] = make(a)
-            out.update(self._derived[key])
+                self._derived[key] = made
+            out.update(made)
         return out
 
     def _derivers(self) -> dict[str, Any]:

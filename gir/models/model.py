@@ -37,13 +37,13 @@ DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 @attrs.frozen
 class Dynamics:
-    """p(t) = p + sum of ``terms`` (or per-subcycle terms), optionally convolved with ``irf``."""
+    """p(t) = p + sum of ``terms`` (or per-subcycle terms), convolved with each kernel of ``irf`` in turn."""
 
     target: str
     terms: tuple[Component, ...] = ()
     subcycles: tuple[tuple[Component, ...], ...] = ()
     frequency: Spec | None = None
-    irf: Component | None = None
+    irf: tuple[Component, ...] = ()
 
 
 @attrs.frozen
@@ -73,6 +73,8 @@ class Model:
         self.components: list[Component] = []
         self.dynamics_of: dict[str, Dynamics] = {}
         self.profiles: dict[str, Profile] = {}
+        #: Other names of parameters (full name -> alias), in the order their graph inputs take.
+        self.aliases: dict[str, str] = {}
 
     @property
     def energy(self) -> str:
@@ -111,7 +113,7 @@ class Model:
         target: str,
         terms: Sequence[Component] | Sequence[Sequence[Component]],
         *,
-        irf: Component | None = None,
+        irf: Component | Sequence[Component] | None = None,
         frequency: Spec | None = None,
         global_terms: Sequence[Component] = (),
     ) -> None:
@@ -120,8 +122,9 @@ class Model:
         Without ``frequency``, ``terms`` is a list of time functions added to
         the parameter. With ``frequency`` f, ``terms`` is a list of per-subcycle
         lists (N subcycles of length 1/(f N)) evaluated on the local time, and
-        ``global_terms`` apply on the raw time axis. ``irf`` convolves the
-        resolved trace with an instrument response along time.
+        ``global_terms`` apply on the raw time axis. ``irf`` (a kernel, or a
+        list of kernels applied in order) convolves the resolved trace with an
+        instrument response along time.
         """
         if self.time is None:
             raise GirError(f"dynamics on {target!r} need a model with a time axis")
@@ -130,30 +133,25 @@ class Model:
             raise GirError(f"{target!r} already has dynamics")
         if frequency is not None:
             frequency = checked_spec(frequency, f"{target}.frequency")
+        kernels = () if irf is None else (irf,) if isinstance(irf, Component) else tuple(irf)
+        kernels = tuple(_kind(kernels, "kernel", target))
         if frequency is None:
             if global_terms:
                 raise GirError("global_terms need frequency= (subcycle dynamics)")
-            dyn = Dynamics(target, tuple(_kind(terms, "time", target)), irf=irf)
+            dyn = Dynamics(target, tuple(_kind(terms, "time", target)), irf=kernels)
         else:
             if not terms or not all(isinstance(t, list | tuple) for t in terms):
                 raise GirError(f"subcycle dynamics of {target!r}: give a list of per-subcycle lists of terms")
             subs = tuple(tuple(_kind(t, "time", target)) for t in terms)
-            dyn = Dynamics(target, tuple(_kind(global_terms, "time", target)), subs, frequency, irf)
-        if irf is not None:
-            _kind([irf], "kernel", target)
+            dyn = Dynamics(target, tuple(_kind(global_terms, "time", target)), subs, frequency, kernels)
         dyn = _finalized(dyn)
-        if irf is not None:
-            irf = dyn.irf
-            for key, spec in irf.params.items():
+        for kname, kernel in _term_names(dyn.irf, target):
+            for key, spec in kernel.params.items():
                 value = spec.value if isinstance(spec, Param) else spec
                 if isinstance(value, str):
-                    raise GirError(
-                        f"instrument response {target}.{irf.definition.name}.{key} must be a number or Param"
-                    )
+                    continue  # an expression: checked from the parameters at call time
                 if not (math.isfinite(value) and value > 0):
-                    raise GirError(
-                        f"kernel width {target}.{irf.definition.name}.{key} must be positive, got {value}"
-                    )
+                    raise GirError(f"kernel width {target}.{kname}.{key} must be positive, got {value}")
         for name, spec in self._dynamics_params(dyn).items():
             _check_syntax(name, spec)
         self.dynamics_of[target] = dyn
@@ -186,6 +184,46 @@ class Model:
         final = (finalize_params(c, f"{target}.{n}") for n, c in _term_names(prof.terms, target))
         self.profiles[target] = attrs.evolve(prof, terms=tuple(final))
 
+    def alias(self, name: str, alias: str) -> None:
+        """Give parameter ``name`` a second name ``alias`` (an identifier).
+
+        The alias names the parameter's graph input (``exe.param_names``, fit
+        results), start values, bounds and ``fixed=`` take either name, and
+        expressions may use either. Free parameters with aliases come first in
+        ``theta``, in the order the aliases were given.
+        """
+        name = self.canonical(name)
+        if name not in self.parameters():
+            raise GirError(f"alias {alias!r} for unknown parameter {name!r}")
+        if not isinstance(alias, str) or not re.fullmatch(r"[A-Za-z_]\w*", alias):
+            raise GirError(f"alias {alias!r} of {name!r} is not an identifier")
+        if name in self.aliases and self.aliases[name] != alias:
+            raise GirError(f"{name!r} already has the alias {self.aliases[name]!r}")
+        owner = self.canonical(alias)
+        if owner != alias and owner != name:
+            raise GirError(f"alias {alias!r} of {name!r} already names {owner!r}")
+        taken = {*self.axes, *(p.axis for p in self.profiles.values()), *self.parameters()}
+        if alias in taken:
+            raise GirError(f"alias {alias!r} of {name!r} is the name of an axis or parameter")
+        self.aliases[name] = alias
+
+    def canonical(self, name: str) -> str:
+        """The full (dotted) name of a parameter given by full name or alias."""
+        for full, alias in self.aliases.items():
+            if alias == name:
+                return full
+        return name
+
+    def aliased_parameters(self) -> dict[str, Spec]:
+        """:meth:`parameters` by alias where one is given, with expressions written with the aliases."""
+
+        def text(spec: str) -> str:
+            return DOTTED.sub(lambda m: self.aliases.get(m.group(), m.group()), spec)
+
+        return {
+            self.aliases.get(k, k): text(v) if isinstance(v, str) else v for k, v in self.parameters().items()
+        }
+
     def _check_target(self, target: str, what: str) -> None:
         spec = self.parameters().get(target)
         if spec is None:
@@ -207,8 +245,8 @@ class Model:
                 out.update({f"{dyn.target}.{prefix}{name}.{p}": s for p, s in c.params.items()})
         if dyn.frequency is not None:
             out[f"{dyn.target}.frequency"] = dyn.frequency
-        if dyn.irf is not None:
-            out.update({f"{dyn.target}.{dyn.irf.definition.name}.{p}": s for p, s in dyn.irf.params.items()})
+        for name, kernel in _term_names(dyn.irf, dyn.target):
+            out.update({f"{dyn.target}.{name}.{p}": s for p, s in kernel.params.items()})
         return out
 
     def parameters(self) -> dict[str, Spec]:
@@ -229,18 +267,22 @@ class Model:
     def kernel_parameters(self) -> list[str]:
         """Free parameters that are instrument-response widths (must stay positive)."""
         free = self.free_parameters()
-        return [
-            f"{d.target}.{d.irf.definition.name}.{p}"
+        return [k for k in self.kernel_widths() if k in free]
+
+    def kernel_widths(self) -> dict[str, Spec]:
+        """Every instrument-response width (fixed, free or expression) by full name."""
+        return {
+            f"{d.target}.{name}.{p}": spec
             for d in self.dynamics_of.values()
-            if d.irf is not None
-            for p in d.irf.params
-            if f"{d.target}.{d.irf.definition.name}.{p}" in free
-        ]
+            for name, kernel in _term_names(d.irf, d.target)
+            for p, spec in kernel.params.items()
+        }
 
     def parameter_values(self, free: Mapping[str, float]) -> dict[str, float]:
         """Every parameter's own value (before time dependence and profiles): the free ones from
         ``free``, fixed numbers as given, expressions evaluated."""
         specs = self.parameters()
+        free = {self.canonical(k): v for k, v in free.items()}
         out: dict[str, float] = {}
 
         def value(name: str) -> float:
@@ -249,7 +291,9 @@ class Model:
                 if isinstance(spec, str):
                     source, refs = _encode(spec)
                     g = parse_expr(source)
-                    out[name] = _scalar_value(g, {v.name: value(refs.get(v.name, v.name)) for v in g.inputs})
+                    out[name] = _scalar_value(
+                        g, {v.name: value(self.canonical(refs.get(v.name, v.name))) for v in g.inputs}
+                    )
                 elif name in free:
                     out[name] = float(free[name])
                 else:
@@ -299,7 +343,7 @@ class Model:
                     "terms": [t.to_dict() for t in d.terms],
                     **({"subcycles": [[t.to_dict() for t in s] for s in d.subcycles]} if d.subcycles else {}),
                     **({"frequency": spec_to_json(d.frequency)} if d.frequency is not None else {}),
-                    **({"irf": d.irf.to_dict()} if d.irf is not None else {}),
+                    **({"irf": [k.to_dict() for k in d.irf]} if d.irf else {}),
                 }
                 for d in self.dynamics_of.values()
             ],
@@ -312,6 +356,7 @@ class Model:
                 }
                 for p in self.profiles.values()
             ],
+            **({"aliases": dict(self.aliases)} if self.aliases else {}),
         }
 
     @classmethod
@@ -320,8 +365,13 @@ class Model:
         m = cls(data.get("axes", ("energy",)))
         for c in data.get("components", []):
             m.add(load(c))
+        profiles = list(data.get("profiles", []))
+        early = [p for p in profiles if p["target"] in m.parameters()]  # dynamics may target their terms
+        for p in early:
+            m.profile(p["target"], [load(t) for t in p["terms"]], axis=p["axis"], weights=p["weights"])
         for d in data.get("dynamics", []):
-            irf = load(d["irf"]) if "irf" in d else None
+            irf = d.get("irf")  # a list of kernels, or one kernel (older files)
+            irf = None if irf is None else load(irf) if isinstance(irf, Mapping) else [load(k) for k in irf]
             if "subcycles" in d:
                 subs = [[load(t) for t in s] for s in d["subcycles"]]
                 freq = spec_from_json(d["frequency"])
@@ -330,8 +380,10 @@ class Model:
                 )
             else:
                 m.dynamics(d["target"], [load(t) for t in d["terms"]], irf=irf)
-        for p in data.get("profiles", []):
+        for p in (p for p in profiles if p not in early):
             m.profile(p["target"], [load(t) for t in p["terms"]], axis=p["axis"], weights=p["weights"])
+        for name, alias in data.get("aliases", {}).items():
+            m.alias(name, alias)
         return m
 
     def save(self, path: str | Path) -> None:
@@ -360,13 +412,12 @@ def _finalized(dyn: Dynamics) -> Dynamics:
         named = _term_names(terms, dyn.target)
         return tuple(finalize_params(c, f"{dyn.target}.{prefix}{n}") for n, c in named)
 
-    irf = dyn.irf
     return attrs.evolve(
         dyn,
         terms=clip(dyn.terms),
         subcycles=tuple(clip(terms, f"sub{k}.") for k, terms in enumerate(dyn.subcycles, 1)),
         frequency=None if dyn.frequency is None else finalize_spec(dyn.frequency, f"{dyn.target}.frequency"),
-        irf=None if irf is None else finalize_params(irf, f"{dyn.target}.{irf.definition.name}"),
+        irf=clip(dyn.irf),
     )
 
 
@@ -441,7 +492,7 @@ class _GraphBuilder:
         self.x = b.input(m.energy, Type("f64", (E,)))
         if m.time:
             self.t = {T: b.input(m.time, Type("f64", (T,)))}
-            if any(d.irf is not None for d in m.dynamics_of.values()):
+            if any(d.irf for d in m.dynamics_of.values()):
                 self.t[S] = b.input(f"{m.time}.s", Type("f64", (S,)))
                 self.conv = {
                     key: b.input(f"{m.time}.{key}", Type("f64", axes))
@@ -456,7 +507,9 @@ class _GraphBuilder:
             key = f"{prof.axis}.w"
             if prof.weights == "trapezoid" and key not in self.z:
                 self.z[key] = b.input(key, Type("f64", (prof.axis,)))
-        self.inputs = {name: b.input(name) for name in m.free_parameters()}
+        free = m.free_parameters()
+        order = [n for n in m.aliases if n in free] + [n for n in free if n not in m.aliases]
+        self.inputs = {name: b.input(m.aliases.get(name, name)) for name in order}
         peaks = {m._name(c): self.component(c) for c in m.components if c.kind == "peak"}
         values = {}
         for c in m.components:
@@ -528,10 +581,11 @@ class _GraphBuilder:
         )
         dyn = self.m.dynamics_of.get(name)
         if dyn is not None:
-            if dyn.irf is not None:
+            if dyn.irf:
                 if on == S:
                     raise GirError(f"{name!r} is convolved and cannot be used in another convolved trace")
-                value = self.convolve(dyn, self.trace(dyn, value, S))
+                # each convolution moves the trace between S and T; the last one ends on T
+                value = self.convolve(dyn, self.trace(dyn, value, S if len(dyn.irf) % 2 else T))
             else:
                 value = self.trace(dyn, value, on)
         prof = self.m.profiles.get(name)
@@ -548,7 +602,7 @@ class _GraphBuilder:
         g = parse_expr(source, name=_placeholder(name))
         args = []
         for v in g.inputs:
-            ref = refs.get(v.name, v.name)
+            ref = self.m.canonical(refs.get(v.name, v.name))
             if ref not in self.specs:
                 raise GirError(f"parameter {name!r}: unknown parameter {ref!r} in {text!r}")
             args.append(self.param(ref, on))
@@ -592,19 +646,42 @@ class _GraphBuilder:
         return b.op("add", base, *parts, hint=dyn.target) if parts else base
 
     def convolve(self, dyn: Dynamics, p: Value) -> Value:
-        """Normalized convolution with the instrument response, exact on non-uniform time axes."""
+        """Normalized convolutions with each kernel in turn, exact on non-uniform time axes.
+
+        ``p`` lies on S (an odd number of kernels) or T; each convolution sums
+        over the axis its input lies on, so the result of the last is on T.
+        """
         b, c = self.b, self.conv
-        irf = dyn.irf
-        args = [self.param(f"{dyn.target}.{irf.definition.name}.{k}", T) for k in irf.definition.params]
-        k, above, below = b.call(irf.definition.graph(), c["d"], c["a"], c["b"], *args, hint="irf")
-        kw = b.op("mul", k, c["w"])
-        first = b.op("sum", b.op("mul", c["first"], p), axis=S)
-        last = b.op("sum", b.op("mul", c["last"], p), axis=S)
-        num = b.op(
-            "add",
-            b.op("sum", b.op("mul", kw, p), axis=S),
-            b.op("mul", above, first),
-            b.op("mul", below, last),
-        )
-        den = b.op("add", b.op("sum", kw, axis=S), above, below)
-        return b.op("div", num, den, hint=f"{dyn.target}.convolved")
+        kernels = _term_names(dyn.irf, dyn.target)
+        for i, (name, kernel) in enumerate(kernels):
+            args = []
+            for key in kernel.definition.params:
+                width = self.param(f"{dyn.target}.{name}.{key}", T)
+                if width.type.axes:
+                    raise GirError(
+                        f"kernel width {dyn.target}.{name}.{key} varies along {width.type.axes}; "
+                        "it must be a scalar"
+                    )
+                args.append(width)
+            src = S if (len(kernels) - i) % 2 else T
+            if src == S:  # output on T: k(t_i - s_j), weights and edge values on S
+                d, on, w, first, last = c["d"], T, c["w"], c["first"], c["last"]
+            else:  # output on S: k(s_j - t_i), weights and edge values on T
+                if "w_t" not in c:
+                    for key, axis in [("w_t", T), ("first_t", T), ("last_t", T), ("a_s", S), ("b_s", S)]:
+                        c[key] = b.input(f"{self.m.time}.{key}", Type("f64", (axis,)))
+                    c["d_s"] = b.op("neg", c["d"])
+                d, on, w, first, last = c["d_s"], S, c["w_t"], c["first_t"], c["last_t"]
+            a, z = (c["a"], c["b"]) if on == T else (c["a_s"], c["b_s"])
+            graph = kernel.definition.graph(d=(T, S), a=on, b=on)
+            k, above, below = b.call(graph, d, a, z, *args, hint=f"{dyn.target}.{name}")
+            kw = b.op("mul", k, w)
+            num = b.op(
+                "add",
+                b.op("sum", b.op("mul", kw, p), axis=src),
+                b.op("mul", above, b.op("sum", b.op("mul", first, p), axis=src)),
+                b.op("mul", below, b.op("sum", b.op("mul", last, p), axis=src)),
+            )
+            den = b.op("add", b.op("sum", kw, axis=src), above, below)
+            p = b.op("div", num, den, hint=f"{dyn.target}.convolved")
+        return p

@@ -1,0 +1,205 @@
+"""gm.from_trspecfit: trspecfit's YAML model files as gir models, with trspecfit's parameter names."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gir
+import gir.models as gm
+from gir.errors import GirError
+
+DATA = Path(__file__).parent / "data" / "trspecfit"
+ENERGY = DATA / "models_energy.yaml"
+E = np.linspace(78, 92, 60)
+T = np.linspace(-2, 12, 40)
+Z = np.linspace(0, 6, 7)
+P = gm.Param
+
+
+def same(imported: gm.Model, built: gm.Model, **arrays) -> None:
+    """Both models agree at their start values (theta orders differ)."""
+    a, b = gir.compile(imported, target="numpy"), gir.compile(built, target="numpy")
+    assert len(a.param_names) == len(b.param_names)
+    np.testing.assert_allclose(a(a.theta0, **arrays), b(b.theta0, **arrays), rtol=1e-12, atol=1e-12)
+
+
+def every_kind() -> gm.Model:
+    m = gm.Model()
+    m.add(gm.Offset("Offset", y0=P(2, bounds=(0, 10))))
+    m.add(gm.LinBack("LinBack", m=P(-0.5, vary=False), b=P(1, vary=False), xStart=P(81, vary=False),
+                     xStop=P(83, vary=False)))  # fmt: skip
+    m.add(gm.Shirley("Shirley", pShirley=P(1e-3, bounds=(1e-9, 1))))
+    m.add(
+        gm.GLP("GLP_01", A=P(20, bounds=(0, 100)), x0=P(84, bounds=(82, 86)), F=P(1, bounds=(0.5, 3)), m=0.3)
+    )
+    m.add(gm.GLP("GLP_02", A="3/4*GLP_01.A", x0="GLP_01.x0 + 3.6", F="GLP_01.F", m="GLP_01.m"))
+    m.add(gm.Gauss("Gauss_01", A=P(5, bounds=(0, 50)), x0=80, SD=P(0.4)))
+    m.add(gm.GaussAsym("GaussAsym_01", A=4, x0=82.5, SD=0.3, ratio=P(1.5, bounds=(1, 3))))
+    m.add(gm.Lorentz("Lorentz_01", A=3, x0=85.5, W=0.6))
+    m.add(gm.Voigt("Voigt_01", A=P(6, bounds=(0, 20)), x0=86.5, SD=0.3, W=0.2))
+    m.add(gm.GLS("GLS_01", A=2, x0=89, F=0.8, m=0.5))
+    m.add(gm.DS("DS_01", A=1.5, x0=90, F=0.3, alpha=0.1))
+    return m
+
+
+def test_every_energy_component_and_names():
+    m = gm.from_trspecfit(ENERGY, "every_kind")
+    same(m, every_kind(), energy=E)
+    exe = gir.compile(m, target="numpy")
+    assert exe.param_names == ("Offset_y0", "Shirley_pShirley", "GLP_01_A", "GLP_01_x0", "GLP_01_F",
+                               "Gauss_01_A", "Gauss_01_SD", "GaussAsym_01_ratio", "Voigt_01_A")  # fmt: skip
+    assert m.parameters()["GLP_02.x0"] == "GLP_01_x0 + 3.6"  # trspecfit's names, resolved by alias
+    fixed, tied = exe.fixed_and_tied(exe.theta0)
+    assert fixed["GLP_01_m"] == 0.3 and tied["GLP_02_x0"] == ("GLP_01_x0 + 3.6", 87.6)
+    assert m.canonical("GLP_02_A") == "GLP_02.A"
+
+
+DYN = [
+    {"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml",
+     "dynamics_model": ["IRF", "Neg", "Pos", "Nothing"], "frequency": 0.2},
+    {"target_model": "2D", "target_parameter": "GLP_01_A_pExpDecay_01_A", "dynamics_yaml": "models_time.yaml",
+     "dynamics_model": "MonoExp"},
+]  # fmt: skip
+PROF = [{"target_parameter": "GLP_01_A", "profile_yaml": "models_profile.yaml", "profile_model": ["Decay"]}]
+
+
+def two_d() -> gm.Model:
+    m = gm.Model(("time", "energy"))
+    m.add(gm.Offset("Offset", y0=P(1, vary=False)))
+    m.add(gm.GLP("GLP_01", A=P(10, bounds=(0, 100)), x0=P(84, bounds=(82, 86)), F=P(1.2, vary=False),
+                 m=P(0.2, vary=False)))  # fmt: skip
+    m.add(gm.GLP("GLP_02", A="0.5*GLP_01.A", x0="GLP_01.x0 + 2", F="GLP_01.F", m=P(0.2, vary=False)))
+    return m
+
+
+def test_dynamics_subcycles_irf_profile_equal_hand_built():
+    m = gm.from_trspecfit(ENERGY, "2D", time_dependence=DYN, par_profiles=PROF)
+    h = two_d()
+    h.profile("GLP_01.A", [gm.pExpDecay(A=P(8, bounds=(0, 100)), tau=P(2, vary=False))], axis="aux")
+    h.dynamics(
+        "GLP_01.x0",
+        [[gm.expFun(A=P(-1.5, bounds=(-5, 0)), tau=P(1, bounds=(0.05, 5)), t0=P(0, vary=False))],
+         [gm.expFun(A="-GLP_01.x0.sub1.expFun.A", tau=P(1.5, bounds=(0.05, 5)), t0=P(0, vary=False))], []],
+        irf=gm.gaussCONV(SD=P(0.3, bounds=(1e-3, 2))), frequency=0.2,
+    )  # fmt: skip
+    h.dynamics(
+        "GLP_01.A.pExpDecay.A", [gm.expFun(A=P(1, bounds=(-5, 5)), tau=P(2, bounds=(0.1, 10)), t0=0.0)]
+    )
+    same(m, h, energy=E, time=T, aux=Z)
+    exe = gir.compile(m, target="numpy")
+    assert exe.param_names == (
+        "GLP_01_A", "GLP_01_A_pExpDecay_01_A", "GLP_01_A_pExpDecay_01_A_expFun_01_A",
+        "GLP_01_A_pExpDecay_01_A_expFun_01_tau", "GLP_01_x0", "GLP_01_x0_gaussCONV_SD",
+        "GLP_01_x0_expFun_01_A", "GLP_01_x0_expFun_01_tau", "GLP_01_x0_expFun_02_tau",
+    )  # fmt: skip
+    assert m.parameters()["GLP_01.x0.sub2.expFun_02.A"] == "-GLP_01_x0_expFun_01_A"  # relative name resolved
+
+
+def test_every_time_function_and_a_chain():
+    calls = [
+        {"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml", "dynamics_model": "Every"}
+    ]
+    m = gm.from_trspecfit(ENERGY, "2D", time_dependence=calls)
+    h = two_d()
+    h.dynamics("GLP_01.x0", [gm.stepFun(A=0.2, t0=0.5), gm.linFun(m=0.05, t0=1.0),
+                             gm.sinFun(A=0.1, f=0.5, phi=0.2, t0=0.0), gm.sinDivX(A=0.1, f=0.7, t0=0.5),
+                             gm.erfFun(A=0.3, SD=0.4, t0=1.0), gm.sqrtFun(A=0.1, t0=2.0)])  # fmt: skip
+    same(m, h, energy=E, time=T)
+    calls = [{"target_parameter": "GLP_01_A", "dynamics_yaml": "models_time.yaml", "dynamics_model": "Chain"}]
+    try:
+        m = gm.from_trspecfit(ENERGY, "2D", time_dependence=calls)
+    except GirError as e:
+        assert "chain" in str(e)
+        return
+    h = two_d()
+    h.dynamics("GLP_01.A", [gm.expFun(A=P(1), tau=2.0, t0=0.0)],
+               irf=[gm.expDecayCONV(tau=0.5), gm.gaussCONV(SD=0.2)])  # fmt: skip
+    same(m, h, energy=E, time=T)
+
+
+def test_aliases_round_trip_and_fit_names():
+    m = gm.from_trspecfit(ENERGY, "2D", time_dependence=DYN, par_profiles=PROF)
+    back = gm.Model.from_dict(m.to_dict())
+    assert back.aliases == m.aliases and back.to_dict() == m.to_dict()
+    a, b = gir.compile(m, target="numpy"), gir.compile(back, target="numpy")
+    assert a.param_names == b.param_names
+    np.testing.assert_array_equal(a(a.theta0, energy=E, time=T, aux=Z), b(b.theta0, energy=E, time=T, aux=Z))
+
+    m = gm.from_trspecfit(ENERGY, "every_kind")
+    exe = gir.compile(m, target="numpy")
+    data = exe(exe.theta0 * 1.01, energy=E)
+    result = gir.fit.least_squares(exe, data, energy=E)
+    assert list(result.params) == list(exe.param_names)
+    assert "GLP_01_x0" in result.params and "GLP_01.x0" not in result.params
+
+
+def test_alias_api():
+    m = gm.Model()
+    m.add(gm.Gauss("p", A=P(1), x0=P(0.0), SD=1.0))
+    m.add(gm.Offset("o", y0="2*p_A"))
+    m.alias("p.A", "p_A")
+    m.alias("p.x0", "pos")
+    exe = gir.compile(m, target="numpy")
+    assert exe.param_names == ("p_A", "pos")
+    assert exe.bounds[0].shape == (2,)
+    np.testing.assert_allclose(exe([1.0, 0.0], energy=np.array([0.0])), [3.0])
+    with pytest.raises(GirError, match="unknown parameter"):
+        m.alias("p.W", "w")
+    with pytest.raises(GirError, match="already names"):
+        m.alias("o.y0", "pos")
+    with pytest.raises(GirError, match="not an identifier"):
+        m.alias("o.y0", "o.y")
+
+
+@pytest.mark.parametrize(
+    ("model", "calls", "match"),
+    [
+        ("background_after_shirley", {}, "backgrounds before it"),
+        ("twice_offset", {}, "appears twice"),
+        ("bad_list", {}, r"GLP_01, parameter 'A'"),
+        ("unknown_reference", {}, "unknown parameter 'GLP_03_A'"),
+        ("nope", {}, "no model 'nope'"),
+        ("2D", {"time_dependence": [{"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml",
+                                     "dynamics_model": "LateKernel"}]}, "list the instrument response first"),
+        ("2D", {"time_dependence": [{"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml",
+                                     "dynamics_model": ["IRF", "MonoExp"]}]}, "need a frequency"),
+        ("2D", {"time_dependence": [{"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml",
+                                     "dynamics_model": ["MonoExp", "IRF"], "frequency": 1.0}]},
+         "in a subcycle"),
+        ("2D", {"time_dependence": [{"target_parameter": "GLP_02_x0", "dynamics_yaml": "models_time.yaml",
+                                     "dynamics_model": "MonoExp"}]}, "is an expression"),
+        ("2D", {"time_dependence": [{"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml",
+                                     "dynamics_model": "MonoExp", "speed": 1}]}, "unknown argument 'speed'"),
+        ("2D", {"par_profiles": [{"target_parameter": "GLP_01_A", "profile_yaml": "models_profile.yaml",
+                                  "profile_model": "Decay", "target_model": "base"}]}, "target_model 'base'"),
+    ],
+)  # fmt: skip
+def test_clear_errors(model, calls, match):
+    with pytest.raises(GirError, match=match) as info:
+        gm.from_trspecfit(ENERGY, model, **calls)
+    assert "models_" in str(info.value) or "entry" in str(info.value)
+
+
+def test_yaml_scalars_as_trspecfit_reads_them(tmp_path):
+    (tmp_path / "e.yaml").write_text("m:\n  Offset:\n    y0: [1E-3, True, 0, 1.0e+1]\n")
+    m = gm.from_trspecfit(tmp_path / "e.yaml", "m")
+    assert m.parameters()["Offset.y0"] == P(1e-3, bounds=(0, 10))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("trspecfit") is None, reason="trspecfit is not installed")
+def test_against_trspecfit(tmp_path):  # pragma: no cover - needs trspecfit (Python >= 3.12)
+    from trspecfit import File, Project
+
+    project = Project(path=str(DATA))
+    f = File(parent_project=project, energy=E, time=T)
+    f.load_model("models_energy.yaml", ["every_kind"])
+    f.model_active.create_value_1d()
+    theirs = np.asarray(f.model_active.value_1d)
+    m = gm.from_trspecfit(ENERGY, "every_kind")
+    exe = gir.compile(m, target="numpy")
+    np.testing.assert_allclose(exe(exe.theta0, energy=E), theirs, rtol=1e-10, atol=1e-10)
+    assert set(f.model_active.parameter_names) == set(m.aliases.values())

@@ -31,6 +31,19 @@ def test_spectro_2d_fit_is_right_and_writes_its_plot(tmp_path):
     assert "the fit recovers the truth" in out
 
 
+def test_from_trspecfit_fit_is_right_and_writes_its_plot(tmp_path):
+    """The trspecfit workflow (model files, baseline, 2D fit, slice by slice) exits non-zero unless
+    the baseline and the 2D fit recover the truth within 3 standard errors, with a reduced chi-square
+    within 20 % of 1 and no diagnostics."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("yaml")
+    png = tmp_path / "fit.png"
+    out = run(str(EXAMPLES / "from_trspecfit.py"), str(png), "--target", "numpy")
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert "GLP_01_A_expFun_01_tau" in out and "[[Batch]] 60 fits" in out
+    assert "the fit recovers the truth" in out
+
+
 def test_spectro_2d_check_finds_a_wrong_fit():
     """The example's own check is not vacuous: a result moved off the truth fails it."""
     spec = importlib.util.spec_from_file_location("spectro_2d", EXAMPLES / "spectro_2d.py")

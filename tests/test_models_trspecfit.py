@@ -99,6 +99,27 @@ def test_dynamics_subcycles_irf_profile_equal_hand_built():
     assert m.parameters()["GLP_01.x0.sub2.expFun_02.A"] == "-GLP_01_x0_expFun_01_A"  # relative name resolved
 
 
+@pytest.mark.parametrize("target", ["numba", "numba-parallel", "jax"])
+def test_imported_models_compile_on_every_target(target):
+    """The 2D import with subcycles, an instrument response and a profile with dynamics, and the energy
+    model with every component, agree with the numpy target to 1e-12 at moved parameter values."""
+    from available import require_target
+
+    require_target(target)
+    cases = [
+        (gm.from_trspecfit(ENERGY, "2D", time_dependence=DYN, par_profiles=PROF), {"time": T, "aux": Z}),
+        (gm.from_trspecfit(ENERGY, "every_kind"), {}),
+    ]
+    for m, arrays in cases:
+        ref, exe = gir.compile(m, target="numpy"), gir.compile(m, target=target)
+        assert exe.param_names == ref.param_names
+        theta = ref.theta0 * 1.01
+        want = ref(theta, energy=E, **arrays)
+        np.testing.assert_allclose(
+            exe(theta, energy=E, **arrays), want, rtol=1e-12, atol=1e-12 * abs(want).max()
+        )
+
+
 def test_every_time_function_and_a_chain():
     calls = [
         {"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml", "dynamics_model": "Every"}
@@ -190,16 +211,48 @@ def test_yaml_scalars_as_trspecfit_reads_them(tmp_path):
     assert m.parameters()["Offset.y0"] == P(1e-3, bounds=(0, 10))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("trspecfit") is None, reason="trspecfit is not installed")
-def test_against_trspecfit(tmp_path):  # pragma: no cover - needs trspecfit (Python >= 3.12)
-    from trspecfit import File, Project
+EVERY = [{"target_parameter": "GLP_01_x0", "dynamics_yaml": "models_time.yaml", "dynamics_model": "Every"}]
+CHAIN = [{"target_parameter": "GLP_01_A", "dynamics_yaml": "models_time.yaml", "dynamics_model": "Chain"}]
+SHAPES = [
+    {"target_parameter": "GLP_01_x0", "profile_yaml": "models_profile.yaml", "profile_model": "Gradient"},
+    {"target_parameter": "GLP_01_F", "profile_yaml": "models_profile.yaml", "profile_model": "Bump"},
+]
 
-    project = Project(path=str(DATA))
-    f = File(parent_project=project, energy=E, time=T)
-    f.load_model("models_energy.yaml", ["every_kind"])
-    f.model_active.create_value_1d()
-    theirs = np.asarray(f.model_active.value_1d)
-    m = gm.from_trspecfit(ENERGY, "every_kind")
+
+@pytest.mark.skipif(importlib.util.find_spec("trspecfit") is None, reason="trspecfit is not installed")
+@pytest.mark.parametrize(
+    ("model", "calls", "profiles"),
+    [("every_kind", [], []), ("2D", DYN, PROF), ("2D", EVERY, []), ("2D", CHAIN, []), ("2D", [], SHAPES)],
+    ids=["every_kind", "dynamics_profile", "every_time_function", "kernel_chain", "profiles"],
+)
+def test_against_trspecfit(model, calls, profiles):  # pragma: no cover - needs trspecfit (Python >= 3.12)
+    """gir's import evaluates as trspecfit's own model does, at the same values by trspecfit's names."""
+    from trspecfit import File, Project
+    from trspecfit.spectra import fit_model_mcp
+
+    project = Project(path=str(DATA), config_file=None)
+    project.show_output = 0
+    f = File(parent_project=project, energy=E, time=T, aux_axis=Z)
+    f.load_model("models_energy.yaml", [model])
+    for call in profiles:
+        f.add_par_profile(**{"target_model": model, **call})
+    for call in calls:
+        f.add_time_dependence(**{"target_model": model, **call})
+    theirs = f.model_active
+
+    m = gm.from_trspecfit(ENERGY, model, time_dependence=calls, par_profiles=profiles)
     exe = gir.compile(m, target="numpy")
-    np.testing.assert_allclose(exe(exe.theta0, energy=E), theirs, rtol=1e-10, atol=1e-10)
-    assert set(f.model_active.parameter_names) == set(m.aliases.values())
+    arrays = {"energy": E} if theirs.dim == 1 else {"energy": E, "time": T}
+    if profiles:
+        arrays["aux"] = Z
+    signs = np.where(np.arange(len(exe.param_names)) % 2 == 0, 1.0, -1.0)
+    for theta in (exe.theta0, exe.theta0 * (1 + 0.01 * signs)):
+        assert np.all((exe.bounds[0] <= theta) & (theta <= exe.bounds[1]))  # lmfit would clip
+        fixed, tied = exe.fixed_and_tied(theta)
+        values = {**dict(zip(exe.param_names, theta)), **fixed, **{k: v for k, (_, v) in tied.items()}}
+        assert sorted(theirs.parameter_names) == sorted(m.aliases.values())
+        # the subcycle frequency is a fixed parameter in gir, a number in trspecfit
+        assert all(k.endswith(".frequency") for k in set(values) - set(theirs.parameter_names))
+        ref = fit_model_mcp(E, [values[n] for n in theirs.parameter_names], True, theirs, theirs.dim)
+        assert ref.shape == ((len(E),) if theirs.dim == 1 else (len(T), len(E)))
+        np.testing.assert_allclose(exe(theta, **arrays), ref, rtol=1e-12, atol=0)

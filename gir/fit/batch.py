@@ -1,13 +1,12 @@
 """Batch fits: many independent data sets with the same model and axes.
 
 Locally the fits run in a thread pool when the target's compiled code
-releases the GIL (JAX; Numba kernels compiled with ``nogil``), otherwise one
-after the other (NumPy: the evaluation holds the GIL between its array
-operations; use ``client=`` for processes). With ``client=`` (a
-dask.distributed Client) they are spread over the cluster's workers: the
-executable is sent once per worker (``client.scatter(..., broadcast=True)``;
-executables pickle and are compiled again on the worker), and each task fits
-a chunk of spectra.
+releases the GIL (Numba and JAX), otherwise one after the other (NumPy: the
+evaluation holds the GIL between its array operations; use ``client=`` for
+processes). With ``client=`` (a dask.distributed Client) they are spread over
+the cluster's workers: each task takes the executable (it pickles as its graph
+and is compiled once per worker process), the axis arrays and a chunk of
+spectra.
 """
 
 from __future__ import annotations
@@ -348,10 +347,10 @@ def _dask(client, exe, items, arrays, kws, chunksize, bar) -> tuple[list[FitResu
     nworkers = max(1, len(client.scheduler_info().get("workers", {})))
     if chunksize is None:
         chunksize = max(1, -(-len(items) // (4 * nworkers)))
-    exe_f = client.scatter(exe, broadcast=True)
-    arrays_f = client.scatter(dict(arrays), broadcast=True)
+    # The executable and the axis arrays go with each task (a graph and a few axes: small), not
+    # scattered once: a scattered value is lost with a worker that restarts, and so is every task using it.
     chunks = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
-    futures = [client.submit(_fit_chunk, exe_f, chunk, arrays_f, kws, pure=False) for chunk in chunks]
+    futures = [client.submit(_fit_chunk, exe, chunk, dict(arrays), kws, pure=False) for chunk in chunks]
     index = {f.key: k for k, f in enumerate(futures)}
     out: list[list[FitResult] | None] = [None] * len(chunks)
     for f in as_completed(futures):

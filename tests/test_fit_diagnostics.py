@@ -169,3 +169,9 @@ def test_batch_params_errors_dataframe_and_aggregated_warnings():
     df = b.to_dataframe()
     assert len(df) == 6 and {"p1.A", "p1.A_stderr", "redchi", "success", "nfev"} <= set(df.columns)
     np.testing.assert_array_equal(df["p1.x0"].to_numpy(), b.params["p1.x0"])
+
+
+def test_a_scalar_axis_array_is_refused_by_name(exe):
+    data = data_for(exe, exe.theta0)
+    with pytest.raises(InputError, match="axis array 'energy' must be 1D"):
+        gir.fit.least_squares(exe, data, energy=84.0)

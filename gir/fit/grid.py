@@ -71,6 +71,8 @@ class Evaluation:
             for name in self.grid_names:
                 if name not in arrays:
                     raise InputError(f"missing axis array {name!r} (the model's axes are {list(grid)})")
+                if np.ndim(arrays[name]) != 1:
+                    raise InputError(f"axis array {name!r} must be 1D, got shape {np.shape(arrays[name])}")
             self.sizes = [int(np.shape(arrays[n])[0]) for n in self.grid_names]
             auto_after = set(exe.binding.coupled)
             self._axis_arrays = dict(zip(self.grid_axes, self.grid_names, strict=True))

@@ -256,3 +256,87 @@ def test_against_trspecfit(model, calls, profiles):  # pragma: no cover - needs 
         ref = fit_model_mcp(E, [values[n] for n in theirs.parameter_names], True, theirs, theirs.dim)
         assert ref.shape == ((len(E),) if theirs.dim == 1 else (len(T), len(E)))
         np.testing.assert_allclose(exe(theta, **arrays), ref, rtol=1e-12, atol=0)
+
+
+PROJECT_ENERGY = """
+2D:
+    Offset:
+        y0: [1, static]
+    GLP:
+        A: [10, static]
+        x0: [84, static]
+        F: [1.2, static]
+        m: [0.2, False]
+"""
+PROJECT_TIME = """
+MonoExp:
+    expFun:
+        A: [{A}, file, -10, 10]
+        tau: [3, project, {tau_lo}, 20]
+        t0: [0, False]
+"""
+PROJECT_DYN = [
+    {"target_parameter": "GLP_01_A", "dynamics_yaml": "models_time.yaml", "dynamics_model": "MonoExp"}
+]
+
+
+def project_file(folder: Path, a: float = 4.0, tau_lo: float = 0.1, level: str = "project") -> gm.Model:
+    """One file of a trspecfit project: the shared energy model and a dynamics model of its own."""
+    folder.mkdir(exist_ok=True)
+    (folder / "models_energy.yaml").write_text(PROJECT_ENERGY)
+    (folder / "models_time.yaml").write_text(
+        PROJECT_TIME.format(A=a, tau_lo=tau_lo).replace("project", level)
+    )
+    return gm.from_trspecfit(folder / "models_energy.yaml", "2D", time_dependence=PROJECT_DYN)
+
+
+def test_vary_levels_are_recorded():
+    m = gm.from_trspecfit(ENERGY, "2D", time_dependence=DYN, par_profiles=PROF)
+    assert set(m.trspecfit_vary) < set(m.aliases.values())  # trspecfit's names, expressions left out
+    assert m.trspecfit_vary["GLP_01_A"] == "file"  # True
+    assert m.trspecfit_vary["Offset_y0"] == "static"  # False
+    assert m.trspecfit_vary["GLP_01_x0_expFun_01_t0"] == "static"
+    assert "GLP_02_A" not in m.trspecfit_vary  # an expression has no level
+    free = set(gir.compile(m, target="numpy").param_names)
+    assert free == {n for n, level in m.trspecfit_vary.items() if level != "static"}
+
+
+def test_project_fit_shares_project_parameters(tmp_path):
+    """Two files with their own amplitude ("file") and one decay time ("project"): one joint fit."""
+    from gir.models.trspecfit import project_shared
+
+    models = [project_file(tmp_path / "a"), project_file(tmp_path / "b")]
+    tau, amplitudes = 2.0, {"a": 3.0, "b": -5.0}
+    data = {}
+    for (label, amplitude), m, seed in zip(amplitudes.items(), models, (1, 2), strict=True):
+        truth = {"GLP_01_A_expFun_01_A": amplitude, "GLP_01_A_expFun_01_tau": tau}
+        data[label] = m.simulate(truth, noise=0.05, seed=seed, target="numpy", energy=E, time=T)
+
+    shared = project_shared(models)
+    assert shared == ("GLP_01_A_expFun_01_tau",)
+    datasets = [
+        gir.fit.Dataset(m, data[label], label=label, energy=E, time=T, target="numpy")
+        for label, m in zip(amplitudes, models, strict=True)
+    ]
+    r = gir.fit.joint(datasets, shared=shared)
+    assert set(r.params) == {"GLP_01_A_expFun_01_tau", "a:GLP_01_A_expFun_01_A", "b:GLP_01_A_expFun_01_A"}
+    truths = {
+        "GLP_01_A_expFun_01_tau": tau,
+        **{f"{k}:GLP_01_A_expFun_01_A": v for k, v in amplitudes.items()},
+    }
+    for name, truth in truths.items():
+        assert abs(r.params[name] - truth) < 4 * r.errors[name], (name, r.params[name], truth)
+        assert abs(r.params[name] - truth) < 0.05 * abs(truth)
+
+
+def test_project_shared_errors(tmp_path):
+    from gir.models.trspecfit import project_shared
+
+    a = project_file(tmp_path / "a")
+    with pytest.raises(GirError, match=r"'GLP_01_A_expFun_01_tau' has the bounds \[0.1, 20.0\]"):
+        project_shared([a, project_file(tmp_path / "b", tau_lo=0.5)])
+    with pytest.raises(GirError, match="'project' in model 0 and 'file' in model 1"):
+        project_shared([a, project_file(tmp_path / "c", level="file")])
+    with pytest.raises(GirError, match=r"model 1 is not an import of gm\.from_trspecfit"):
+        project_shared([a, two_d()])
+    assert project_shared([a, project_file(tmp_path / "d", a=-2.0)]) == ("GLP_01_A_expFun_01_tau",)

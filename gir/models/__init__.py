@@ -13,11 +13,11 @@ from gir.models.binding import ModelBinding
 from gir.models.component import REGISTRY, Component, ComponentDef, Param
 from gir.models.model import Model
 from gir.models.simulate import demo_axes, simulate
-from gir.models.trspecfit import from_trspecfit
+from gir.models.trspecfit import from_trspecfit, project_shared
 
 globals().update(REGISTRY)  # every library component: gm.GLP, gm.Shirley, gm.expFun, ...
 
 __all__ = [
     "REGISTRY", "Component", "ComponentDef", "Model", "ModelBinding", "Param", "demo_axes",
-    "from_trspecfit", "library", "simulate", *REGISTRY,
+    "from_trspecfit", "library", "project_shared", "simulate", *REGISTRY,
 ]  # fmt: skip

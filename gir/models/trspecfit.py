@@ -46,6 +46,8 @@ ALL_FUNCTIONS = ENERGY_FUNCTIONS + TIME_FUNCTIONS + KERNELS + PROFILE_FUNCTIONS
 #: Functions trspecfit does not number (backgrounds and convolution kernels).
 UNNUMBERED = ("Offset", "Shirley", "LinBack", *KERNELS)
 VARY_LEVELS = {True: True, False: False, "file": True, "project": True, "static": False}
+#: trspecfit's level of each vary value: shared by the files of a project, fitted per file, or fixed.
+LEVELS = {True: "file", False: "static", "file": "file", "project": "project", "static": "static"}
 DYNAMICS_KEYS = ("target_model", "target_parameter", "dynamics_yaml", "dynamics_model", "frequency")
 PROFILE_KEYS = ("target_model", "target_parameter", "profile_yaml", "profile_model")
 #: A numbered parameter reference in a dynamics expression: function, then _NN_param.
@@ -181,6 +183,7 @@ class _Importer:
         self.flat: dict[str, str] = {}  # trspecfit name -> gir name
         self.where: dict[str, str] = {}  # trspecfit name -> "file, model, entry" for errors
         self.kind: dict[str, str] = {}  # trspecfit name -> energy, dynamics or profile
+        self.levels: dict[str, str] = {}  # trspecfit name -> "project", "file" or "static"
         self.order: dict[str, list[str]] = {}  # a parameter -> the parameters trspecfit lists after it
         self.dynamics: set[str] = set()
         self.profiled: set[str] = set()
@@ -254,6 +257,9 @@ class _Importer:
         flat_prefix = f"{prefix}_{key}" if prefix else key
         specs = {k: self.spec(f"{where}, parameter {k!r}", v, prefix if relative else "") for k, v in params}
         names = [(f"{flat_prefix}_{k}", k) for k in keys]
+        for k, v in params:
+            if not isinstance(specs[k], str):
+                self.levels[f"{flat_prefix}_{k}"] = LEVELS[v[1]]
         return definition(key, **specs), names
 
     def register(self, names: list[tuple[str, str]], gir_prefix: str, where: str, kind: str) -> list[str]:
@@ -453,6 +459,8 @@ class _Importer:
                 walk(flat)
         for flat in ordered:
             self.m.alias(self.flat[flat], flat)
+        levels = {flat: self.levels[flat] for flat in ordered if flat in self.levels}
+        self.m.trspecfit_vary = levels  # type: ignore[attr-defined]
         return self.m
 
 
@@ -479,7 +487,9 @@ def from_trspecfit(
     ``energy_yaml``. Profiles are added first (dynamics may target a profile
     parameter), each list in order. The axes are ``time`` and ``energy``, and
     ``aux`` for profiles. What gir cannot express is a GirError naming the file,
-    model and entry.
+    model and entry. The model's ``trspecfit_vary`` maps each trspecfit name of a
+    number parameter to its vary level, ``"project"``, ``"file"`` (also ``True``)
+    or ``"static"`` (also ``False``); see :func:`project_shared`.
     """
     path = Path(energy_yaml)
     imp = _Importer(path, model, bool(time_dependence))
@@ -489,3 +499,41 @@ def from_trspecfit(
     for call in time_dependence:
         imp.time_dependence(call)
     return imp.finish()
+
+
+def project_shared(models: Sequence[Model]) -> tuple[str, ...]:
+    """The parameters a joint fit of a trspecfit project's files shares: those at vary level ``"project"``.
+
+    ``models`` are the files' imports (:func:`from_trspecfit`). Pass the result
+    as ``gir.fit.joint(datasets, shared=...)``: then ``"file"`` parameters are
+    local (``label:name``) and ``"static"`` ones stay fixed at each file's value,
+    as in trspecfit's project fit. A parameter at level ``"project"`` in one file
+    and another level in another, or with other bounds, is a GirError.
+    """
+    levels: list[dict[str, str]] = []
+    for k, m in enumerate(models):
+        vary = getattr(m, "trspecfit_vary", None)
+        if not isinstance(m, Model) or vary is None:
+            raise GirError(f"project_shared: model {k} is not an import of gm.from_trspecfit")
+        levels.append(vary)
+    shared: dict[str, tuple[int, tuple[float, float]]] = {}
+    for k, (m, vary) in enumerate(zip(models, levels, strict=True)):
+        params = m.parameters()
+        for name, level in vary.items():
+            if level != "project":
+                continue
+            bounds = params[m.canonical(name)].bounds
+            first = shared.setdefault(name, (k, bounds))
+            if first[1] != bounds:
+                raise GirError(
+                    f"project parameter {name!r} has the bounds {list(first[1])} in model {first[0]} and "
+                    f"{list(bounds)} in model {k}; a shared parameter has the same bounds in every file"
+                )
+    for k, vary in enumerate(levels):
+        for name in shared:
+            if vary.get(name, "project") != "project":
+                raise GirError(
+                    f"{name!r} is at vary level 'project' in model {shared[name][0]} and {vary[name]!r} "
+                    f"in model {k}; give it one level in every file"
+                )
+    return tuple(shared)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -289,8 +290,7 @@ class Model:
             if name not in out:
                 spec = specs[name]
                 if isinstance(spec, str):
-                    source, refs = _encode(spec)
-                    g = parse_expr(source)
+                    g, refs = _parsed(spec)
                     out[name] = _scalar_value(
                         g, {v.name: value(self.canonical(refs.get(v.name, v.name))) for v in g.inputs}
                     )
@@ -456,6 +456,13 @@ def _encode(text: str) -> tuple[str, dict[str, str]]:
         taken.add(ident)
         ids[ref] = ident
     return DOTTED.sub(lambda m: ids[m.group()], text), {i: r for r, i in ids.items()}
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> tuple[Graph, dict[str, str]]:
+    """An expression's graph and its placeholders (cached: reports evaluate the same texts per fit)."""
+    source, refs = _encode(text)
+    return parse_expr(source), refs
 
 
 def _scalar_value(g: Graph, inputs: Mapping[str, float]) -> float:

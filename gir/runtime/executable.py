@@ -54,6 +54,10 @@ class Executable:
         self._artifact = artifact
         self.param_names: tuple[str, ...] = tuple(v.name for v in graph.params)
         self.array_names: tuple[str, ...] = tuple(v.name for v in graph.arrays)
+        # the model's values as compiled (read once: a call with theta=None starts from them)
+        self._start = None if binding is None else binding.start(self.param_names)
+        self._bounds = None if binding is None else binding.bounds(self.param_names)
+        self._derivatives: dict[tuple, Executable] = {}
 
     @property
     def source(self) -> str:
@@ -67,13 +71,14 @@ class Executable:
 
     @property
     def theta0(self) -> np.ndarray | None:
-        """The model's start values in :attr:`param_names` order (None for a plain graph)."""
-        return None if self.binding is None else self.binding.start(self.param_names)
+        """The model's start values in :attr:`param_names` order (None for a plain graph; a copy)."""
+        return None if self._start is None else self._start.copy()
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The model's parameter bounds ``(lo, hi)`` in :attr:`param_names` order (None for a plain graph)."""
-        return None if self.binding is None else self.binding.bounds(self.param_names)
+        """The model's parameter bounds ``(lo, hi)`` in :attr:`param_names` order (None for a plain graph;
+        copies)."""
+        return None if self._bounds is None else (self._bounds[0].copy(), self._bounds[1].copy())
 
     @property
     def grid(self) -> dict[str, str]:
@@ -236,8 +241,13 @@ class Executable:
     def _derivative(self, mode: str, wrt: tuple[str, ...] | None = None) -> Executable:
         """The executable of the forward (JVP) or reverse (VJP) graph, compiled once."""
         wrt = self.param_names if wrt is None else wrt
-        key = (self.graph.structural_hash, self.target, repr(sorted(self.options.items())), mode, wrt)
-        return DERIVATIVES.get(key, lambda: self._compile_derivative(mode, wrt))
+        mine = self._derivatives.get((mode, wrt))  # a fit asks for the same columns at every step
+        if mine is None:
+            key = (self.graph.structural_hash, self.target, repr(sorted(self.options.items())), mode, wrt)
+            mine = self._derivatives[mode, wrt] = DERIVATIVES.get(
+                key, lambda: self._compile_derivative(mode, wrt)
+            )
+        return mine
 
     def _compile_derivative(self, mode: str, wrt: tuple[str, ...]) -> Executable:
         graph = jvp(self.graph, wrt) if mode == "forward" else vjp(self.graph)

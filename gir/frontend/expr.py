@@ -29,7 +29,7 @@ FUNCTIONS: dict[str, tuple[Any, int | None]] = {
     "exp": (np.exp, 1), "log": (np.log, 1), "ln": (np.log, 1), "sqrt": (np.sqrt, 1), "abs": (np.abs, 1),
     "sin": (np.sin, 1), "cos": (np.cos, 1), "tan": (np.tan, 1), "arctan": (np.arctan, 1),
     "atan": (np.arctan, 1), "tanh": (np.tanh, 1), "erf": (sp.erf, 1), "erfc": (sp.erfc, 1),
-    "min": (np.minimum, None), "max": (np.maximum, None),
+    "erfcx": (sp.erfcx, 1), "min": (np.minimum, None), "max": (np.maximum, None),
 }  # fmt: skip
 CONSTANTS = {"pi": math.pi, "e": math.e}
 _BINARY = {

@@ -580,6 +580,11 @@ register(OpDef(
     "erfc", 1, floating, "sp.erfc({0})", traced_from=(scipy.special.erfc,), keeps_finite=True,
     partials=lambda b, z, x: [_erf_slope(b, x, -2 / np.sqrt(np.pi))],
 ))  # fmt: skip
+register(OpDef(
+    "erfcx", 1, floating, "sp.erfcx({0})", traced_from=(scipy.special.erfcx,),
+    partials=lambda b, z, x: [_op(b, "sub", _op(b, "mul", _c(b, 2.0), x, z), _c(b, 2 / np.sqrt(np.pi)))],
+    doc="The scaled complementary error function exp(x^2) erfc(x): finite where erfc underflows.",
+))  # fmt: skip
 register(OpDef("sinc", 1, floating, "np.sinc({0})", traced_from=(np.sinc,), partials=_sinc_partial))
 register(OpDef(
     "wofz_re", 2, floating, "sp.wofz({0} + 1j * {1}).real",

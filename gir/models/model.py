@@ -15,10 +15,12 @@ import numpy as np
 
 from gir.errors import GirError
 from gir.frontend import expr as parse_expr
+from gir.frontend.trace import trace
 from gir.ir.builder import Builder
 from gir.ir.graph import Graph, Value
 from gir.ir.types import Type
 from gir.models.binding import ModelBinding
+from gir.models.closed_form import CLOSED_FORMS, edge_masses
 from gir.models.component import (
     Component,
     Param,
@@ -45,6 +47,8 @@ class Dynamics:
     subcycles: tuple[tuple[Component, ...], ...] = ()
     frequency: Spec | None = None
     irf: tuple[Component, ...] = ()
+    #: "quadrature" (the sum over the time axis) or "analytic" (closed forms, gir.models.closed_form)
+    convolution: str = "quadrature"
 
 
 @attrs.frozen
@@ -117,6 +121,7 @@ class Model:
         irf: Component | Sequence[Component] | None = None,
         frequency: Spec | None = None,
         global_terms: Sequence[Component] = (),
+        convolution: str = "quadrature",
     ) -> None:
         """Make parameter ``target`` time dependent.
 
@@ -125,7 +130,9 @@ class Model:
         lists (N subcycles of length 1/(f N)) evaluated on the local time, and
         ``global_terms`` apply on the raw time axis. ``irf`` (a kernel, or a
         list of kernels applied in order) convolves the resolved trace with an
-        instrument response along time.
+        instrument response along time: by quadrature on the time axis, or with
+        ``convolution="analytic"`` by the exact integrals of
+        :mod:`gir.models.closed_form` (one gaussCONV; stepFun, linFun, expFun terms).
         """
         if self.time is None:
             raise GirError(f"dynamics on {target!r} need a model with a time axis")
@@ -139,12 +146,15 @@ class Model:
         if frequency is None:
             if global_terms:
                 raise GirError("global_terms need frequency= (subcycle dynamics)")
-            dyn = Dynamics(target, tuple(_kind(terms, "time", target)), irf=kernels)
+            dyn = Dynamics(target, tuple(_kind(terms, "time", target)), irf=kernels, convolution=convolution)
         else:
             if not terms or not all(isinstance(t, list | tuple) for t in terms):
                 raise GirError(f"subcycle dynamics of {target!r}: give a list of per-subcycle lists of terms")
             subs = tuple(tuple(_kind(t, "time", target)) for t in terms)
-            dyn = Dynamics(target, tuple(_kind(global_terms, "time", target)), subs, frequency, kernels)
+            dyn = Dynamics(
+                target, tuple(_kind(global_terms, "time", target)), subs, frequency, kernels, convolution
+            )
+        _check_convolution(dyn)
         dyn = _finalized(dyn)
         for kname, kernel in _term_names(dyn.irf, target):
             for key, spec in kernel.params.items():
@@ -344,6 +354,7 @@ class Model:
                     **({"subcycles": [[t.to_dict() for t in s] for s in d.subcycles]} if d.subcycles else {}),
                     **({"frequency": spec_to_json(d.frequency)} if d.frequency is not None else {}),
                     **({"irf": [k.to_dict() for k in d.irf]} if d.irf else {}),
+                    **({"convolution": d.convolution} if d.convolution != "quadrature" else {}),
                 }
                 for d in self.dynamics_of.values()
             ],
@@ -372,14 +383,16 @@ class Model:
         for d in data.get("dynamics", []):
             irf = d.get("irf")  # a list of kernels, or one kernel (older files)
             irf = None if irf is None else load(irf) if isinstance(irf, Mapping) else [load(k) for k in irf]
+            how = d.get("convolution", "quadrature")
             if "subcycles" in d:
                 subs = [[load(t) for t in s] for s in d["subcycles"]]
                 freq = spec_from_json(d["frequency"])
                 m.dynamics(
-                    d["target"], subs, irf=irf, frequency=freq, global_terms=[load(t) for t in d["terms"]]
-                )
+                    d["target"], subs, irf=irf, frequency=freq, global_terms=[load(t) for t in d["terms"]],
+                    convolution=how,
+                )  # fmt: skip
             else:
-                m.dynamics(d["target"], [load(t) for t in d["terms"]], irf=irf)
+                m.dynamics(d["target"], [load(t) for t in d["terms"]], irf=irf, convolution=how)
         for p in (p for p in profiles if p not in early):
             m.profile(p["target"], [load(t) for t in p["terms"]], axis=p["axis"], weights=p["weights"])
         for name, alias in data.get("aliases", {}).items():
@@ -403,6 +416,26 @@ def _kind(terms: Iterable[Any], kind: str, target: str) -> list[Component]:
         if not isinstance(t, Component) or t.kind != kind:
             raise GirError(f"{target}: expected {kind} components, got {t!r}")
     return terms
+
+
+def _check_convolution(dyn: Dynamics) -> None:
+    """An analytic convolution needs one kernel and terms with closed forms for it."""
+    if dyn.convolution == "quadrature":
+        return
+    where = f"dynamics of {dyn.target!r}"
+    if dyn.convolution != "analytic":
+        raise GirError(f"{where}: convolution must be 'quadrature' or 'analytic', got {dyn.convolution!r}")
+    kinds = ", ".join(f"{k} ({', '.join(v)})" for k, v in CLOSED_FORMS.items())
+    if len(dyn.irf) != 1 or dyn.irf[0].definition.name not in CLOSED_FORMS:
+        given = [k.definition.name for k in dyn.irf] or "none"
+        raise GirError(f"{where}: convolution='analytic' needs one kernel of {kinds}; irf is {given}")
+    forms = CLOSED_FORMS[dyn.irf[0].definition.name]
+    if dyn.subcycles:
+        raise GirError(f"{where}: convolution='analytic' does not cover subcycle dynamics")
+    missing = sorted({c.definition.name for c in dyn.terms} - set(forms))
+    if missing:
+        raise GirError(f"{where}: no closed form for {missing} with {dyn.irf[0].definition.name}; "
+                       f"convolution='analytic' covers {kinds}")  # fmt: skip
 
 
 def _finalized(dyn: Dynamics) -> Dynamics:
@@ -591,8 +624,10 @@ class _GraphBuilder:
             if dyn.irf:
                 if on == S:
                     raise GirError(f"{name!r} is convolved and cannot be used in another convolved trace")
-                # each convolution moves the trace between S and T; the last one ends on T
-                value = self.convolve(dyn, self.trace(dyn, value, S if len(dyn.irf) % 2 else T))
+                if dyn.convolution == "analytic":
+                    value = self.convolve_analytic(dyn, value)
+                else:  # each convolution moves the trace between S and T; the last one ends on T
+                    value = self.convolve(dyn, self.trace(dyn, value, S if len(dyn.irf) % 2 else T))
             else:
                 value = self.trace(dyn, value, on)
         prof = self.m.profiles.get(name)
@@ -652,6 +687,39 @@ class _GraphBuilder:
                 parts.append(b.op("where", b.op("eq", index, b.const(float(k))), total, b.const(0.0)))
         return b.op("add", base, *parts, hint=dyn.target) if parts else base
 
+    def kernel_widths(self, dyn: Dynamics, name: str, kernel: Component) -> list[Value]:
+        """A kernel's width parameters (scalars) for the convolution of ``dyn``."""
+        args = []
+        for key in kernel.definition.params:
+            width = self.param(f"{dyn.target}.{name}.{key}", T)
+            if width.type.axes:
+                raise GirError(
+                    f"kernel width {dyn.target}.{name}.{key} varies along {width.type.axes}; "
+                    "it must be a scalar"
+                )
+            args.append(width)
+        return args
+
+    def convolve_analytic(self, dyn: Dynamics, base: Value) -> Value:
+        """base + each term's exact convolution share + the edge values' shares (closed_form), on T."""
+        b, c, t = self.b, self.conv, self.t[T]
+        ((kname, kernel),) = _term_names(dyn.irf, dyn.target)
+        widths = self.kernel_widths(dyn, kname, kernel)
+        forms = CLOSED_FORMS[kernel.definition.name]
+        parts = []
+        for name, term in _term_names(dyn.terms):
+            params = [self.param(f"{dyn.target}.{name}.{p}", T) for p in term.definition.params]
+            (share,) = b.call(_traced_form(forms[term.definition.name]), t, c["a"], c["b"], *widths, *params,
+                              hint=f"{dyn.target}.{name}.convolved")  # fmt: skip
+            parts.append(share)
+        # outside the window the trace is its edge value: those masses carry p(s0) - base and p(sN) - base
+        p = self.trace(dyn, base, S)
+        edge_low, edge_high = b.call(_traced_form(edge_masses, t=None), c["a"], c["b"], *widths)
+        for mass, indicator in [(edge_low, c["first"]), (edge_high, c["last"])]:
+            value = b.op("sub", b.op("sum", b.op("mul", indicator, p), axis=S), base)
+            parts.append(b.op("mul", mass, value))
+        return b.op("add", base, *parts, hint=f"{dyn.target}.convolved")
+
     def convolve(self, dyn: Dynamics, p: Value) -> Value:
         """Normalized convolutions with each kernel in turn, exact on non-uniform time axes.
 
@@ -661,15 +729,7 @@ class _GraphBuilder:
         b, c = self.b, self.conv
         kernels = _term_names(dyn.irf, dyn.target)
         for i, (name, kernel) in enumerate(kernels):
-            args = []
-            for key in kernel.definition.params:
-                width = self.param(f"{dyn.target}.{name}.{key}", T)
-                if width.type.axes:
-                    raise GirError(
-                        f"kernel width {dyn.target}.{name}.{key} varies along {width.type.axes}; "
-                        "it must be a scalar"
-                    )
-                args.append(width)
+            args = self.kernel_widths(dyn, name, kernel)
             src = S if (len(kernels) - i) % 2 else T
             if src == S:  # output on T: k(t_i - s_j), weights and edge values on S
                 d, on, w, first, last = c["d"], T, c["w"], c["first"], c["last"]
@@ -692,3 +752,9 @@ class _GraphBuilder:
             den = b.op("add", b.op("sum", kw, axis=src), above, below)
             p = b.op("div", num, den, hint=f"{dyn.target}.convolved")
         return p
+
+
+@functools.cache
+def _traced_form(fn: Any, t: str | None = T) -> Graph:
+    """A closed-form function of :mod:`gir.models.closed_form` traced with its time arrays on T."""
+    return trace(fn, **({"t": t} if t else {}), a=T, b=T)

@@ -265,3 +265,9 @@ def wofz_re(x, y):
 def wofz_im(x, y):
     """Im w(x + iy)."""
     return faddeeva(x, y)[1]
+
+
+@_jit
+def erfcx(x):
+    """exp(x^2) erfc(x) = w(ix) for real x (inf at -inf, where w's evaluation gives nan)."""
+    return math.inf if x == -math.inf else faddeeva(0.0, x)[0]

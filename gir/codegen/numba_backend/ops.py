@@ -23,9 +23,10 @@ arithmetic, comparisons, where, minimum/maximum, abs, sign, floor, mod, sqrt,
 log, sin, cos, arctan, sums, means and cumulative sums; at most 4e-16 where
 libm and NumPy's SIMD loops round differently (exp through ``fast_exp``,
 expm1, log1p, tan, tanh, arctan2, erf, pow) and 2e-15 for erfc; wofz_re and
-wofz_im 7e-15 and 5e-14 (see :mod:`gir.codegen.numba_backend.faddeeva`). A graph can
-amplify these like any rounding difference: exp of arguments near -100 turns
-1 ulp into 2e-14 (the dense GLP model in the tests).
+wofz_im 7e-15 and 5e-14, erfcx (w(ix)) 5e-16 (see
+:mod:`gir.codegen.numba_backend.faddeeva`). A graph can amplify these like
+any rounding difference: exp of arguments near -100 turns 1 ulp into 2e-14
+(the dense GLP model in the tests).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ ScalarEmitter = Callable[[Sequence[str], Mapping[str, Any], Sequence[str]], str]
 HELPERS = {
     "gir.codegen.numba_backend.support": ("sign", "minimum", "maximum", "sinc", "pairwise_sum"),
     "gir.codegen.numba_backend.fastexp": ("fast_exp",),
-    "gir.codegen.numba_backend.faddeeva": ("wofz_re", "wofz_im"),
+    "gir.codegen.numba_backend.faddeeva": ("wofz_re", "wofz_im", "erfcx"),
 }
 
 
@@ -108,6 +109,7 @@ SCALAR: dict[str, ScalarEmitter] = {
     "erf": _fmt("math.erf({0})"),
     "erfc": _fmt("math.erfc({0})"),
     "sinc": _fmt("sinc({0})"),
+    "erfcx": _fmt("erfcx({0})"),
     "wofz_re": _fmt("wofz_re({0}, {1})"),
     "wofz_im": _fmt("wofz_im({0}, {1})"),
     "where": _fmt("({1} if {0} else {2})"),

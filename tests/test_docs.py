@@ -32,7 +32,7 @@ FENCE = re.compile(r"^```(.*)$")
 RUNNABLE = ("python", "python continued")
 
 #: optional packages: a block that imports one skips without it (as does one naming an unavailable target)
-EXTRAS = {"numba", "jax", "lmfit", "emcee", "dask", "distributed"}
+EXTRAS = {"numba", "jax", "lmfit", "emcee", "dask", "distributed", "xarray", "numpyro", "corner"}
 TARGET = re.compile(r"""target\s*=\s*["']([\w-]+)["']""")
 DECORATOR = re.compile(r"^\s*@", re.M)
 IMPORT = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.M)

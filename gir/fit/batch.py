@@ -1,7 +1,11 @@
 """Batch fits: many independent data sets with the same model and axes.
 
-Locally the fits run in a thread pool when the target's compiled code
-releases the GIL (Numba and JAX), otherwise one after the other (NumPy: the
+On the Numba targets, plain Levenberg-Marquardt fits (no variable projection,
+no scipy method) run entirely in compiled code (:mod:`gir.fit.compiled_lm`):
+the same iterations as one :func:`gir.fit.least_squares` at a time, with no
+Python per iteration or per spectrum, and results built when asked for.
+Otherwise the fits run locally in a thread pool when the target's compiled
+code releases the GIL (Numba and JAX), or one after the other (NumPy: the
 evaluation holds the GIL between its array operations; use ``client=`` for
 processes). With ``client=`` (a dask.distributed Client) they are spread over
 the cluster's workers: each task takes the executable (it pickles as its graph
@@ -13,9 +17,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -25,8 +29,11 @@ from gir.fit.dataset import Dataset
 from gir.fit.grid import Evaluation, as_executable
 from gir.fit.least_squares import solve
 from gir.fit.problem import build_problem
-from gir.fit.result import FitResult
+from gir.fit.result import AT_BOUND, FitResult, make_result, redchi_is_off
 from gir.fit.solver import solver_options
+
+if TYPE_CHECKING:
+    from gir.fit.compiled_lm import CompiledFits
 
 _LEAST_SQUARES_KWS = {
     "bounds",
@@ -45,14 +52,45 @@ _LEAST_SQUARES_KWS = {
 }
 
 
+class LazyResults(Sequence[FitResult]):
+    """The fits of a compiled batch as :class:`FitResult` objects, each built when first asked for
+    (``build(i)``: the data set's statistics and grids at its solution) and kept."""
+
+    def __init__(self, n: int, build: Callable[[int], FitResult]):
+        self._n = n
+        self._build = build
+        self._built: dict[int, FitResult] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        k = int(i) + self._n if int(i) < 0 else int(i)
+        if not 0 <= k < self._n:
+            raise IndexError(f"fit {i} of a batch of {self._n}")
+        if k not in self._built:
+            self._built[k] = self._build(k)
+        return self._built[k]
+
+    def __iter__(self) -> Iterator[FitResult]:
+        return (self[k] for k in range(self._n))
+
+
 @attrs.define(eq=False)
 class BatchResult:
-    """The fits of a batch, in input order; ``x``, ``stderr``, ... stack them (one row per data set)."""
+    """The fits of a batch, in input order; ``x``, ``stderr``, ... stack them (one row per data set).
+
+    ``stacked`` holds the arrays of a compiled batch (:class:`gir.fit.compiled_lm.CompiledFits`);
+    its ``results`` are then built one by one when asked for.
+    """
 
     param_names: tuple[str, ...]
-    results: list[FitResult]
+    results: Sequence[FitResult]
     wall_time: float
-    mode: str  # "sequential", "threads (k)" or "dask (k workers)"
+    mode: str  # "sequential", "threads (k)", "dask (k workers)" or "compiled (numba, k threads)"
+    stacked: CompiledFits | None = None
 
     def __len__(self) -> int:
         return len(self.results)
@@ -63,29 +101,34 @@ class BatchResult:
     def __iter__(self):
         return iter(self.results)
 
+    def _stack(self, field: str) -> np.ndarray:
+        if self.stacked is not None:
+            return np.asarray(getattr(self.stacked, field))
+        return np.array([getattr(r, field) for r in self.results])
+
     @property
     def x(self) -> np.ndarray:
-        return np.array([r.x for r in self.results])
+        return self._stack("x")
 
     @property
     def stderr(self) -> np.ndarray:
-        return np.array([r.stderr for r in self.results])
+        return self._stack("stderr")
 
     @property
     def cost(self) -> np.ndarray:
-        return np.array([r.cost for r in self.results])
+        return self._stack("cost")
 
     @property
     def redchi(self) -> np.ndarray:
-        return np.array([r.redchi for r in self.results])
+        return self._stack("redchi")
 
     @property
     def success(self) -> np.ndarray:
-        return np.array([r.success for r in self.results])
+        return self._stack("success")
 
     @property
     def nfev(self) -> np.ndarray:
-        return np.array([r.nfev for r in self.results])
+        return self._stack("nfev")
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -99,10 +142,30 @@ class BatchResult:
         e = self.stderr
         return {n: e[:, j] for j, n in enumerate(self.param_names)}
 
+    def _suspects(self) -> Iterator[tuple[int, FitResult]]:
+        """The fits that may raise a diagnostic, with their results (a compiled batch: only those the
+        stacked arrays flag, each as a summary without grids)."""
+        c = self.stacked
+        if c is None:
+            yield from enumerate(self.results)
+            return
+        lo, hi = c.bounds
+        x = c.x
+        near = np.zeros(x.shape, bool)
+        for bound in (lo, hi):
+            fin = np.isfinite(bound)
+            near |= fin & (np.abs(x - np.where(fin, bound, 0.0)) <= AT_BOUND * np.maximum(1.0, np.abs(bound)))
+        flagged = ~c.success | c.deficient | near.any(axis=1) | ~np.isfinite(c.stderr).all(axis=1)
+        if c.weighted:
+            dof = c.ndata - len(self.param_names)
+            flagged |= np.array([redchi_is_off(r, int(d)) for r, d in zip(c.redchi, dof, strict=True)], bool)
+        for i in np.flatnonzero(flagged):
+            yield int(i), c.summary(int(i))
+
     def diagnostics(self) -> dict[str, list[int]]:
         """Which fits (indices) raised each kind of diagnostic message, by message."""
         found: dict[str, list[int]] = {}
-        for i, r in enumerate(self.results):
+        for i, r in self._suspects():
             for d in r.diagnostics:
                 key = d.message if d.kind in ("at_bound", "undetermined") else d.kind
                 found.setdefault(_LABELS.get(key, key), []).append(i)
@@ -236,6 +299,7 @@ def batch(
     weights: Any = None,
     target: str = "auto",
     fit_kws: Mapping[str, Any] | None = None,
+    compiled: bool | None = None,
     **arrays: Any,
 ) -> BatchResult:
     """Fit many independent data sets (same model and axes) with :func:`gir.fit.least_squares`.
@@ -246,6 +310,14 @@ def batch(
     ``fit_kws`` are least_squares keywords (``bounds``, ``method``,
     ``window``, ``varpro``, ``fixed``, ``ftol``, ...). ``progress`` shows a
     tqdm bar when tqdm is installed.
+
+    ``compiled``: fit in compiled code (:mod:`gir.fit.compiled_lm`; the
+    default where the target and options allow it: a Numba target, or a JAX
+    target for at least 1,000 data sets, method ``levmar`` without varpro or
+    scipy options, no ``client``), on ``workers`` threads (Numba; default: as
+    many as cores), ``chunksize`` spectra per call (default 256); ``True``
+    raises an InputError naming what prevents it, ``False`` fits one data
+    set at a time as below. ``mode`` of the result says which path ran.
 
     Local runs: ``workers`` threads (default: as many as cores when the
     target releases the GIL, see :func:`releases_gil`; else one, sequential).
@@ -261,23 +333,81 @@ def batch(
     n = len(datas)
     thetas = _per_item(theta0, n, "theta0", vector=True)
     ws = _per_item(weights, n, "weights", like=datas[0])
-    items = list(zip(datas, thetas, ws, strict=True))
+    use_compiled = _use_compiled(exe, fit_kws, client, compiled, n)
     t0 = time.perf_counter()
     bar = _progress(n, progress, "gir.fit.batch")
+    stacked = None
     try:
-        if client is not None:
+        if use_compiled:
+            results, mode, stacked = _compiled(
+                exe, datas, thetas, ws, arrays, fit_kws, workers, chunksize, bar
+            )
+        elif client is not None:
+            items = list(zip(datas, thetas, ws, strict=True))
             results, mode = _dask(client, exe, items, arrays, fit_kws, chunksize, bar)
         else:
+            items = list(zip(datas, thetas, ws, strict=True))
             results, mode = _local(exe, items, arrays, fit_kws, workers, bar)
     finally:
         if bar is not None:
             bar.close()
-    names = results[0].param_names
-    out = BatchResult(names, results, time.perf_counter() - t0, mode)
+    names = stacked.param_names if stacked is not None else results[0].param_names
+    out = BatchResult(names, results, time.perf_counter() - t0, mode, stacked)
     found = out.warnings()
     if found:
         warn("gir.fit.batch: " + "; ".join(found))
     return out
+
+
+def _use_compiled(exe: Any, kws: Mapping[str, Any], client: Any, compiled: bool | None, n: int) -> bool:
+    """Whether the batch of ``n`` data sets runs in compiled code; ``compiled=True`` where it cannot
+    raises why. By default a JAX target needs :data:`gir.fit.compiled_lm.JAX_MIN_BATCH` data sets:
+    XLA compiles the solver's loop anew in each process (some 20 s on a CPU)."""
+    from gir.fit.compiled_lm import JAX_MIN_BATCH, JAX_TARGETS, unsupported
+
+    if compiled is False:
+        return False
+    why = "a dask client" if client is not None else unsupported(exe, kws)
+    if why is not None and compiled:
+        raise InputError(f"batch: compiled=True cannot fit with {why}")
+    if compiled is None and exe.target in JAX_TARGETS and n < JAX_MIN_BATCH:
+        return False
+    return why is None
+
+
+def _compiled(
+    exe: Any,
+    datas: list[np.ndarray],
+    thetas: list,
+    ws: list,
+    arrays: Mapping[str, Any],
+    kws: Mapping[str, Any],
+    workers: int | None,
+    chunksize: int | None,
+    bar: Any,
+) -> tuple[LazyResults, str, CompiledFits]:
+    """The batch fitted by :func:`gir.fit.compiled_lm.fit_spectra`: its results (FitResults built when
+    asked for), mode and stacked arrays."""
+    from gir.codegen.backend import usable_cpus
+    from gir.fit.compiled_lm import CHUNK, SpectraProblem, fit_spectra
+
+    sp = SpectraProblem(exe, datas, thetas, ws, arrays, kws)
+    threads = usable_cpus() if workers is None else max(1, int(workers))
+    fits = fit_spectra(sp, threads, None if bar is None else bar.update, chunksize or CHUNK)
+
+    def build(i: int) -> FitResult:
+        ds = Dataset(exe, datas[i], arrays=arrays, theta0=thetas[i], bounds=kws.get("bounds"), weights=ws[i],
+                     window=kws.get("window"), window_after=kws.get("window_after"))  # fmt: skip
+        problem = build_problem([ds.prepare()], fixed=kws.get("fixed"))
+        s = fits.summary(i)
+        return make_result(problem, fits.x[i], method="levmar", nfev=s.nfev, njev=s.njev, success=s.success,
+                           message=s.message, status=s.status, wall_time=s.wall_time, setup_time=0.0,
+                           keep_jac=False)  # fmt: skip
+
+    mode = f"compiled ({exe.target}, {threads} thread{'s' if threads > 1 else ''})"
+    if exe.target.startswith("jax"):
+        mode = f"compiled ({exe.target}, vmap)"
+    return LazyResults(len(datas), build), mode, fits
 
 
 def _data_sets(exe: Any, datas: Any, arrays: Mapping[str, Any], kws: Mapping[str, Any]) -> list[np.ndarray]:

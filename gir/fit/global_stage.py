@@ -42,10 +42,10 @@ from gir.fit.solver import (
     DEFAULTS,
     bounds_for,
     check_method,
-    minimize,
-    residual_functions,
+    run_local,
     solve_local,
     start_point,
+    warm_up,
 )
 from gir.fit.varpro import solve_varpro
 
@@ -118,8 +118,7 @@ def _cost(problem: Problem, x: np.ndarray) -> float:
 
 def _refine(problem: Problem, x0: np.ndarray, method: str, bounds, jacobian: str, options: Mapping[str, Any]):
     """One local fit from ``x0`` with ``method`` (as :func:`gir.fit.solve` runs it); scipy's result."""
-    fun, jac = residual_functions(problem, method, jacobian, options)
-    return minimize(fun, x0, jac, method, bounds, options)
+    return run_local(problem, x0, method, bounds, jacobian, options)
 
 
 def solve_global(
@@ -162,7 +161,7 @@ def solve_global(
     t0 = time.perf_counter()
     problem.costs(x0[None, :])  # compiles and warms up the batched evaluation
     if varpro is False:
-        problem.residual_and_jacobian(x0, reuse=method == "levmar")
+        warm_up(problem, x0, method)
     setup_time += time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -6,14 +6,19 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from gir.errors import InputError
 from gir.fit.dataset import Dataset
 from gir.fit.global_stage import check_options, solve_global
+from gir.fit.maps import is_data_array
 from gir.fit.problem import Problem, build_problem
 from gir.fit.result import FitResult
 from gir.fit.solver import DEFAULTS, bounds_for, check_method, solve_local, solver_options, start_point
 from gir.fit.varpro import solve_varpro
+
+if TYPE_CHECKING:
+    import xarray
 
 
 def least_squares(
@@ -41,7 +46,7 @@ def least_squares(
     seed: Any = 0,
     spread: float = 0.25,
     **arrays: Any,
-) -> FitResult:
+) -> FitResult | xarray.Dataset:
     """Fit ``exe_or_model`` to ``data`` by least squares with the analytic Jacobian.
 
     ``exe_or_model`` is a :class:`gir.Executable`, a compiled model
@@ -81,7 +86,20 @@ def least_squares(
       evaluation; the start and the ``refine - 1`` best others are fitted and
       the best fit returned. ``seed`` seeds the draw (the same candidates for
       the same seed).
+
+    An ``xarray.DataArray`` ``data`` is a map of spectra: every spectrum is
+    fitted and the result is an ``xarray.Dataset`` (:func:`gir.fit.maps.fit_map`,
+    which takes more keywords: ``along``, ``progress``, ``client``, ...).
     """
+    if is_data_array(data):
+        if starts is not None:
+            raise InputError("least_squares of a map (a DataArray) has no global stage: leave out starts=")
+        from gir.fit.maps import fit_map
+
+        kws = {"bounds": bounds, "method": method, "window": window, "varpro": varpro, "fixed": fixed,
+               "window_after": window_after, "jacobian": jacobian, "ftol": ftol, "xtol": xtol, "gtol": gtol,
+               "max_nfev": max_nfev, "x_scale": x_scale, "options": options}  # fmt: skip
+        return fit_map(exe_or_model, data, theta0, weights=weights, target=target, fit_kws=kws, **arrays)
     ds = Dataset(
         exe_or_model,
         data,

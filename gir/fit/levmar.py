@@ -36,6 +36,11 @@ scaled J well below 1e8), and a singular system only raises the damping.
   also need the undamped (Gauss-Newton) step from the current point to pass
   them: its predicted reduction below ``ftol`` of the cost, or its scaled norm
   within ``xtol`` of the scaled norm of ``x``.
+
+The iteration needs the residual only through its cost and the normal
+equations: :func:`levmar_normal` takes those two as functions, for residuals
+too large to hold with their Jacobian (:meth:`gir.fit.problem.Problem.normal_equations`
+forms them block by block); :func:`levmar` forms them from ``fun`` and ``jac``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,39 @@ def levmar(
     x0: np.ndarray,
     jac: Callable[[np.ndarray], np.ndarray],
     bounds: tuple[Any, Any] = (-np.inf, np.inf),
+    **options: Any,
+) -> OptimizeResult:
+    """Minimize ``0.5 |fun(x)|^2`` within ``bounds`` (see the module docstring).
+
+    ``fun`` returns the residual (m,), ``jac`` its Jacobian (m, n); ``jac(x)``
+    is only called at points where ``fun(x)`` was called just before, and
+    neither result is used after the next call of ``fun`` (they may share
+    memory). ``options`` are :func:`levmar_normal`'s. The result has
+    scipy.optimize.least_squares' fields, less ``fun`` and ``jac``.
+    """
+    last: list[np.ndarray] = []
+
+    def cost(x: np.ndarray) -> float:
+        r = np.asarray(fun(x), dtype=np.float64)
+        last[:] = [r]
+        return _half_square(r)
+
+    def normal(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return normal_equations(jac(x), last[0])
+
+    return levmar_normal(cost, normal, x0, bounds, **options)
+
+
+def _half_square(r: np.ndarray) -> float:
+    """``0.5 |r|^2``, or inf where ``r`` is not finite."""
+    return 0.5 * float(r @ r) if np.all(np.isfinite(r)) else np.inf
+
+
+def levmar_normal(
+    cost: Callable[[np.ndarray], float],
+    normal: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    x0: np.ndarray,
+    bounds: tuple[Any, Any] = (-np.inf, np.inf),
     *,
     ftol: float = 1e-8,
     xtol: float = 1e-8,
@@ -74,13 +112,11 @@ def levmar(
     x_scale: Any = "jac",
     damping: float = 0.3,
 ) -> OptimizeResult:
-    """Minimize ``0.5 |fun(x)|^2`` within ``bounds`` (see the module docstring).
+    """:func:`levmar` on the normal equations alone, for residuals too large to hold with their Jacobian.
 
-    ``fun`` returns the residual (m,), ``jac`` its Jacobian (m, n); ``jac(x)``
-    is only called at points where ``fun(x)`` was called just before, and
-    neither result is used after the next call of ``fun`` (they may share
-    memory). The result has scipy.optimize.least_squares' fields, less ``fun``
-    and ``jac``.
+    ``cost(x)`` is ``0.5 |r(x)|^2`` (inf where the residual is not finite; an
+    InputError where the model is undefined) and ``normal(x)`` the pair
+    ``(J^T J, J^T r)``, only called at the point of the last ``cost`` call.
     """
     x = np.asarray(x0, dtype=np.float64).copy()
     n = x.size
@@ -94,21 +130,20 @@ def levmar(
         if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
             raise InputError("x_scale must be 'jac' or positive finite numbers")
         d = 1.0 / scale
-    r = np.asarray(fun(x), dtype=np.float64)
-    if not np.all(np.isfinite(r)):
+    cost_x = float(cost(x))
+    if not np.isfinite(cost_x):
         raise InputError("levmar: the residual at the start point is not finite")
     nfev = njev = 1
-    cost = 0.5 * float(r @ r)
-    A, g = _normal_equations(jac(x), r)
+    A, g = _checked(*normal(x))
     col = np.sqrt(np.diag(A))
     if not fixed_scale:
         d = np.where(col > 0, col, 1.0)
-    near = _near_minimum(A, g, d, x, lo, hi, cost, ftol, xtol)
+    near = _near_minimum(A, g, d, x, lo, hi, cost_x, ftol, xtol)
     lam, nu = damping, 2.0
     status, message = None, None
     while status is None:
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
-        rnorm = np.sqrt(2.0 * cost)
+        rnorm = np.sqrt(2.0 * cost_x)
         with np.errstate(divide="ignore", invalid="ignore"):
             cosines = np.abs(g[free]) / (np.where(col[free] > 0, col[free], 1.0) * rnorm)
         if rnorm == 0.0 or not free.any() or np.max(cosines, initial=0.0) <= gtol:
@@ -121,27 +156,26 @@ def levmar(
             status, message = 0, "no step reduces the cost (the damping exceeds 1e300)"
             break
         try:
-            h, x_new, r_new, evaluations = _trial(fun, A, g, lam * d**2, free, x, lo, hi, max_nfev - nfev)
+            h, x_new, cost_new, evaluations = _trial(cost, A, g, lam * d**2, free, x, lo, hi, max_nfev - nfev)
         except np.linalg.LinAlgError:
             lam, nu = lam * nu, nu * 2.0
             continue
         nfev += evaluations
         predicted = -float(g @ h + 0.5 * h @ (A @ h))
-        cost_new = 0.5 * float(r_new @ r_new) if np.all(np.isfinite(r_new)) else np.inf
-        actual = cost - cost_new
+        actual = cost_x - cost_new
         rho = actual / predicted if predicted > 0 else -1.0
         small_step = bool(np.all(np.abs(h) <= xtol * (xtol + np.abs(x))))
         if rho > 1e-4:
-            small_f = actual < ftol * cost and predicted < ftol * cost
-            x, r, cost = x_new, r_new, cost_new
+            small_f = actual < ftol * cost_x and predicted < ftol * cost_x
+            x, cost_x = x_new, cost_new
             njev += 1
-            A, g = _normal_equations(jac(x), r)
+            A, g = _checked(*normal(x))
             col = np.sqrt(np.diag(A))
             if not fixed_scale:
                 d = np.maximum(d, col)
             lam = max(lam * max(1.0 / 3.0, 1.0 - (2.0 * min(rho, 1.0) - 1.0) ** 3), 1e-300)
             nu = 2.0
-            near = _near_minimum(A, g, d, x, lo, hi, cost, ftol, xtol)
+            near = _near_minimum(A, g, d, x, lo, hi, cost_x, ftol, xtol)
             small_f, small_step = small_f and near[0], small_step and near[1]
             if small_f:
                 status = 4 if small_step else 2
@@ -154,7 +188,7 @@ def levmar(
     held = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
     return OptimizeResult(
         x=x,
-        cost=cost,
+        cost=cost_x,
         grad=g,
         optimality=float(np.max(np.abs(g[~held]), initial=0.0)),
         active_mask=active,
@@ -170,10 +204,10 @@ def levmar(
 MAX_BACKOFFS = 8
 
 
-def _trial(fun, A, g, damping, free, x, lo, hi, budget: int):
-    """The damped step from ``x`` and the residual at its end: ``(h, x_new, r_new, evaluations)``.
+def _trial(cost, A, g, damping, free, x, lo, hi, budget: int):
+    """The damped step from ``x`` and the cost at its end: ``(h, x_new, cost_new, evaluations)``.
 
-    Parameters whose step leaves the box go to their bound. Where ``fun`` raises
+    Parameters whose step leaves the box go to their bound. Where ``cost`` raises
     an InputError there (the model undefined on the bound), every parameter
     that left the box goes half the way, then a quarter, ..., the others
     solved for again with them there; after :data:`MAX_BACKOFFS` tries, or the
@@ -195,11 +229,11 @@ def _trial(fun, A, g, damping, free, x, lo, hi, budget: int):
         x_new = np.clip(x + h, lo, hi)
         evaluations += 1
         try:
-            return x_new - x, x_new, np.asarray(fun(x_new), dtype=np.float64), evaluations
+            return x_new - x, x_new, float(cost(x_new)), evaluations
         except InputError:  # the model is undefined there (a width on its bound of 0)
             if not out.any():
                 break
-    return x_new - x, x_new, np.full(1, np.inf), evaluations
+    return x_new - x, x_new, np.inf, evaluations
 
 
 def _step(A, g, damping, free, fixed=None) -> np.ndarray:
@@ -237,9 +271,8 @@ def _per_parameter(value: Any, n: int, what: str) -> np.ndarray:
     return np.broadcast_to(arr.reshape(-1), (n,))
 
 
-def _normal_equations(jac: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(J^T J, J^T r)``; an InputError names the columns of J that are not finite (or overflow)."""
-    A, g = normal_equations(jac, r)
+def _checked(A: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(J^T J, J^T r)`` as given; an InputError names the columns of J that are not finite (or overflow)."""
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(g))):
         bad = np.flatnonzero(~np.isfinite(np.diag(A)) | ~np.isfinite(g)).tolist()
         raise InputError(f"levmar: the Jacobian is not finite in column(s) {bad}")

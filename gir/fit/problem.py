@@ -5,22 +5,47 @@ or more data sets (:mod:`gir.fit.dataset`) and their Jacobian with respect to
 one global vector of free parameters. Each data set has its own executable
 and its own arrays; an index map sends the global vector into each data set's
 theta, whose other entries are fixed.
+
+A large problem (a stacked Jacobian over :data:`BLOCK_BYTES`) gives
+Levenberg-Marquardt the normal equations ``J^T J`` and ``J^T r`` directly
+(:meth:`Problem.normal_equations`): each data set's grid is cut into blocks
+along an axis that no op of its derivative graph sums, scans or reorders
+along (:func:`block_axis`; a point there depends only on the inputs at its
+own position), the model and its Jacobian are evaluated on one block at a
+time into reused buffers, and each block is added to the normal equations, so
+that neither the Jacobian nor the residual is ever held whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import copy
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from gir.errors import InputError
 from gir.fit.dataset import PreparedDataset
+from gir.fit.grid import Evaluation
+from gir.fit.normal_equations import normal_system
+from gir.ir.graph import Graph
+from gir.ir.ops import OPS
+from gir.passes.inline import inline
 
 #: Bytes of model values one batched evaluation in :meth:`Problem.costs` may produce: below the 32 MB
 #: up to which gir has malloc reuse freed memory (gir.runtime.memory), so that batch after batch
 #: runs without page faults (64 rows of a 212 x 1131 grid took 44 ms in one call, 36 ms in 16-row batches).
 BATCH_BYTES = 30 * 2**20
+#: Bytes of the stacked Jacobian (points x free parameters) above which Levenberg-Marquardt works on
+#: :meth:`Problem.normal_equations` (:attr:`Problem.blocked`). On a 2000 x 4000 grid with 9 free
+#: parameters the stacked path held 17 times the data's size at its peak (the blocks: a quarter). Both
+#: paths took the same time per fit on 212 x 1131 to 1000 x 2000 grids (Numba, one BLAS thread); below
+#: this size the stacked Jacobian is a small allocation and the path of every other solver.
+BLOCK_BYTES = 64 * 2**20
+#: Bytes of model values, residual and Jacobian columns of one block (well within the 32 MB up to which
+#: gir has malloc reuse freed memory, so that the blocks of every step reuse the same pages).
+BLOCK_TARGET = 8 * 2**20
 
 
 class Problem:
@@ -48,22 +73,37 @@ class Problem:
         self.base = [np.asarray(b, dtype=np.float64) for b in base]
         self.offsets = np.cumsum([0] + [d.n for d in self.datasets])
         self.n = int(self.offsets[-1])
-        self.data = np.concatenate([d.data for d in self.datasets])
+        single = len(self.datasets) == 1
+        self.data = self.datasets[0].data if single else np.concatenate([d.data for d in self.datasets])
         self.weights = None
-        if any(d.weights is not None for d in self.datasets):
+        if single:
+            self.weights = self.datasets[0].weights
+        elif any(d.weights is not None for d in self.datasets):
             self.weights = np.concatenate(
                 [np.ones(d.n) if d.weights is None else d.weights for d in self.datasets]
             )
-        self.wdata = self.data if self.weights is None else self.weights * self.data
         self.counts = {"value": 0, "jacobian": 0}
         self._value_cache: tuple[bytes, np.ndarray] | None = None
         self._jac_cache: dict[tuple, tuple[bytes, np.ndarray, np.ndarray]] = {}
         self._buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._residual: np.ndarray | None = None
+        self._grid_blocks: dict[int, GridBlocks] = {}
+        self._normal_cache: tuple[bytes, float, np.ndarray, np.ndarray] | None = None
 
     @property
     def nfree(self) -> int:
         return len(self.names)
+
+    @functools.cached_property
+    def wdata(self) -> np.ndarray:
+        """The weighted data ``w * data``, stacked (formed at first use: a blocked fit never needs it)."""
+        return self.data if self.weights is None else self.weights * self.data
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the stacked Jacobian would exceed :data:`BLOCK_BYTES` (then fit by
+        :meth:`normal_equations`)."""
+        return 8 * self.n * self.nfree > BLOCK_BYTES
 
     def theta(self, k: int, x: np.ndarray) -> np.ndarray:
         """Data set k's full theta for the global vector ``x``."""
@@ -75,11 +115,9 @@ class Problem:
     def full_x(self, x: np.ndarray) -> list[np.ndarray]:
         return [self.theta(k, x) for k in range(len(self.datasets))]
 
-    def _weigh(self, flat: np.ndarray) -> np.ndarray:
-        return flat if self.weights is None else flat * self.weights
-
     def model(self, x: np.ndarray) -> np.ndarray:
-        """Weighted model values ``w * y(x)`` of every data set, stacked (cached for the last x)."""
+        """Weighted model values ``w * y(x)`` of every data set, stacked (cached for the last x, unless
+        :attr:`blocked`: then the caller's array is the only one of the grid's size)."""
         x = np.asarray(x, dtype=np.float64)
         key = x.tobytes()
         if self._value_cache is not None and self._value_cache[0] == key:
@@ -88,13 +126,21 @@ class Problem:
             if ck == key:
                 return y.copy() if shared else y
         self.counts["value"] += 1
-        y = np.concatenate([d.model_flat(self.theta(k, x)) for k, d in enumerate(self.datasets)])
-        y = self._weigh(y)
-        self._value_cache = (key, y)
+        ys = [d.model_flat(self.theta(k, x)) for k, d in enumerate(self.datasets)]  # fresh arrays
+        y = ys[0] if len(ys) == 1 else np.concatenate(ys)
+        if self.weights is not None:
+            y *= self.weights  # in place: a blocked problem's residual holds only grid-sized arrays it needs
+        if not self.blocked:
+            self._value_cache = (key, y)
         return y
 
     def residual(self, x: np.ndarray) -> np.ndarray:
-        return self.model(x) - self.wdata
+        """The weighted residual ``w * y(x) - w * data``, stacked (a :attr:`blocked` problem forms it
+        without keeping ``w * data``)."""
+        if not self.blocked or self.weights is None:
+            return self.model(x) - self.wdata
+        r = self.weights * self.data
+        return np.subtract(self.model(x), r, out=r)
 
     def _thetas(self, k: int, xs: np.ndarray) -> np.ndarray:
         """Data set k's full thetas (B, P_k) for the rows of ``xs`` (B, nfree)."""
@@ -166,6 +212,51 @@ class Problem:
             out[take] = np.where(np.isfinite(total), total, np.inf)
         return out
 
+    def normal_equations(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(chisqr, J^T J, J^T r)`` of the weighted residual ``r`` at ``x`` over every free parameter,
+        summed over the blocks of each data set's grid (cached for the last x).
+
+        ``chisqr = |r|^2`` is inf or NaN where the residual is not finite.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        key = x.tobytes()
+        if self._normal_cache is not None and self._normal_cache[0] == key:
+            return self._normal_cache[1:]
+        self.counts["jacobian"] += 1
+        p = self.nfree
+        a, g, chisqr = np.zeros((p, p)), np.zeros(p), 0.0
+        for k in range(len(self.datasets)):
+            cols = self.maps[k][1]
+            for jac, r in self.blocks_of(k).residuals(self.theta(k, x), columns=True):
+                ab, gb, rr = normal_system(jac, r)
+                a[np.ix_(cols, cols)] += ab
+                g[cols] += gb
+                chisqr += rr
+        self._normal_cache = (key, chisqr, a, g)
+        return chisqr, a, g
+
+    def chisqr(self, x: np.ndarray) -> float:
+        """``|r|^2`` of the weighted residual at ``x``, from model values alone, block by block (inf or NaN
+        where it is not finite)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self._normal_cache is not None and self._normal_cache[0] == x.tobytes():
+            return self._normal_cache[1]
+        self.counts["value"] += 1
+        total = 0.0
+        for k in range(len(self.datasets)):
+            for _, r in self.blocks_of(k).residuals(self.theta(k, x), columns=False):
+                total += float(np.einsum("i,i->", r, r))  # no BLAS: a call per block may wait for its threads
+        return total
+
+    def blocks_of(self, k: int) -> GridBlocks:
+        """Data set k's grid blocks over its free parameters (made at first use)."""
+        blocks = self._grid_blocks.get(k)
+        if blocks is None:
+            d = self.datasets[k]
+            wrt = tuple(d.param_names[i] for i in self.maps[k][0])
+            blocks = self._grid_blocks[k] = GridBlocks(d, wrt)
+        return blocks
+
     def model_and_jacobian(self, x: np.ndarray, cols: Sequence[int] | None = None, *, reuse: bool = False):
         """``(w * y(x), w * dy/dx[:, cols])`` stacked; ``cols`` indexes the global vector (default: all).
 
@@ -222,6 +313,107 @@ class Problem:
         if self._residual is None:
             self._residual = np.empty(self.n)
         return np.subtract(y, self.wdata, out=self._residual), jac
+
+
+def block_axis(graph: Graph, grid_axes: Sequence[str]) -> int | None:
+    """The outermost of ``grid_axes`` along which no op of ``graph`` sums, scans or reorders (its
+    ``OpDef.along``), so that each point along it depends only on the inputs at its own position; None
+    when every axis is coupled or the graph has an op of unknown reach (not elementwise, not along an
+    axis, not a broadcast)."""
+    coupled: set[str] = set()
+    for node in inline(graph).nodes:
+        op = OPS[node.op]
+        if op.along is not None:
+            coupled.add(node.attr("axis"))
+        elif not op.elementwise and not op.shape_only:
+            return None
+    return next((k for k, axis in enumerate(grid_axes) if axis not in coupled), None)
+
+
+class GridBlocks:
+    """One data set's weighted residual and its Jacobian columns ``wrt``, block by block.
+
+    The blocks are slices along :func:`block_axis` of the derivative graph, of
+    about :data:`BLOCK_TARGET` bytes; a data set whose window is cut after
+    evaluation (``window_after``), or without such an axis, is one block: its
+    whole grid. Each block's inputs are slices of the data set's graph inputs
+    (the derived ones included, computed once on the whole axis), and its
+    values and columns are written into buffers kept for the next evaluation.
+    """
+
+    def __init__(self, d: PreparedDataset, wrt: tuple[str, ...]):
+        self.d, self.wrt = d, wrt
+        ev = d.ev
+        dim = None if ev.select is not None else block_axis(ev.exe.derivative(wrt).graph, ev.grid_axes)
+        self.dim = dim
+        per_step = 1 if dim is None else ev.size // ev.eval_shape[dim]
+        length = 1 if dim is None else ev.eval_shape[dim]
+        step = length if dim is None else max(1, min(length, BLOCK_TARGET // (8 * (len(wrt) + 2) * per_step)))
+        self.slices = [slice(start, min(start + step, length)) for start in range(0, length, step)]
+        self.views = [self._view(ev, s) for s in self.slices] if dim is not None else [ev]
+        size = step * per_step if dim is not None else d.n
+        self._y = np.empty(size)
+        self._jac = np.empty(size * len(wrt))
+        if dim is not None:
+            self.data_grid = d.data_grid
+            self.weights_grid = None
+            if d.weights is not None:
+                self.weights_grid = (
+                    d.weights.reshape(ev.shape) if d.mask is None else ev.cut(d.spec.weights, "weights")
+                )
+
+    def _view(self, ev: Evaluation, cut: slice) -> Evaluation:
+        """``ev`` restricted to the block ``cut`` of its grid dimension :attr:`dim` (inputs sliced)."""
+        axis = ev.grid_axes[self.dim]
+        axes_of = {v.name: v.type.axes for v in ev.inner.graph.arrays}
+        view = copy.copy(ev)
+        view.inputs = {}
+        for name, value in ev.inputs.items():
+            axes = axes_of.get(name, ())
+            if axis in axes:
+                value = np.asarray(value)[(slice(None),) * axes.index(axis) + (cut,)]
+            view.inputs[name] = value
+        shape = list(ev.eval_shape)
+        shape[self.dim] = cut.stop - cut.start
+        view.eval_shape = view.shape = tuple(shape)
+        view.size = int(np.prod(shape))
+        return view
+
+    def residuals(self, theta: np.ndarray, columns: bool) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
+        """``(w * dy/dwrt, w * (y - data))`` of each block at ``theta``: the columns an (m, len(wrt))
+        column-major array (None without ``columns``); both valid until the next block."""
+        for cut, view in zip(self.slices, self.views, strict=True):
+            y, jac = self._evaluate(view, theta, columns)
+            if self.dim is None:
+                data, w = self.d.data, self.d.weights
+            else:
+                y, jac, data, w = self._finite(cut, y, jac)
+            if w is not None:
+                y *= w
+                if jac is not None:
+                    jac *= w[:, None]
+            yield jac, y - (data if w is None else w * data)
+
+    def _evaluate(self, view: Evaluation, theta: np.ndarray, columns: bool):
+        """One block's model values (flat) and, with ``columns``, its Jacobian columns (else None); the
+        columns, and the values with them, in the kept buffers."""
+        whole = self.dim is None
+        if not columns:
+            return (self.d.model_flat(theta) if whole else view.value(theta)), None
+        m = self.d.n if whole else view.size
+        jac = self._jac[: m * len(self.wrt)].reshape((m, len(self.wrt)), order="F")
+        return (self.d if whole else view).value_and_columns(theta, self.wrt, out=jac, y=self._y[:m])
+
+    def _finite(self, cut: slice, y: np.ndarray, jac: np.ndarray | None):
+        """The block's values, columns, data and weights at its points with finite data and weights."""
+        index = (slice(None),) * self.dim + (cut,)
+        data = self.data_grid[index].ravel()
+        w = None if self.weights_grid is None else self.weights_grid[index].ravel()
+        if self.d.mask is None:
+            return y, jac, data, w
+        keep = np.isfinite(data) if w is None else np.isfinite(data) & np.isfinite(w)
+        jac = None if jac is None else np.asfortranarray(jac[keep])
+        return y[keep], jac, data[keep], None if w is None else w[keep]
 
 
 def build_problem(

@@ -79,28 +79,31 @@ def redchi_is_off(redchi: float, dof: int) -> bool:
     return dof > 0 and np.isfinite(redchi) and abs(redchi - 1) > max(0.2, 4 * math.sqrt(2 / dof))
 
 
-def covariance(jac: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
-    """``scale * (J^T J)^-1`` (pseudo-inverse when J is rank deficient); whether it was.
+def covariance(
+    normal: np.ndarray, n: int, scale: float, jac: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
+    """``scale * (J^T J)^-1`` from the normal matrix ``J^T J`` of ``n`` rows (pseudo-inverse when J is
+    rank deficient); whether it was.
 
     From the normal matrix with unit diagonal, ``S = D^-1 J^T J D^-1`` (``D`` the
-    column norms), by eigendecomposition: P x P work after one product ``J^T J``,
-    where an SVD of J costs as much as a dozen model evaluations on a large grid.
-    When S is so ill-conditioned (smallest eigenvalue below 1e-8 of the largest)
-    that forming it lost digits, from the SVD of ``J D^-1`` instead. Directions
-    with a singular value below ``max(n, P) * eps`` of the largest are left out,
-    and parameters in them get NaN.
+    column norms), by eigendecomposition: P x P work, where an SVD of J costs as
+    much as a dozen model evaluations on a large grid. When S is so
+    ill-conditioned (smallest eigenvalue below 1e-8 of the largest) that forming
+    it lost digits, from the SVD of ``J D^-1`` instead when ``jac`` is given (a
+    fit that formed J^T J block by block never holds J). Directions with a
+    singular value below ``max(n, P) * eps`` of the largest are left out, and
+    parameters in them get NaN.
     """
-    m, p = jac.shape
-    if jac.size == 0:
+    p = normal.shape[0]
+    if p == 0 or n == 0:
         return np.zeros((p, p)), False
-    a = jac.T @ jac
-    d = np.sqrt(np.diag(a))
+    d = np.sqrt(np.diag(normal))
     d = np.where(d > 0, d, 1.0)
-    w, v = np.linalg.eigh(a / np.outer(d, d))
-    if w[0] < 1e-8 * w[-1]:
+    w, v = np.linalg.eigh(normal / np.outer(d, d))
+    if w[0] < 1e-8 * w[-1] and jac is not None:
         _, sv, vt = np.linalg.svd(jac / d, full_matrices=False)
         w, v = sv[::-1] ** 2, vt[::-1].T  # ascending, as from eigh
-    keep = w > (max(m, p) * np.finfo(float).eps) ** 2 * w[-1]
+    keep = w > (max(n, p) * np.finfo(float).eps) ** 2 * w[-1]
     vk = v[:, keep]
     cov = (vk / w[keep]) @ vk.T / np.outer(d, d)
     deficient = not keep.all()
@@ -382,6 +385,51 @@ class FitResult:
         fig.tight_layout()
         return fig
 
+    # -- uncertainties beyond the covariance ------------------------------------------------
+
+    def problem(self) -> Any:
+        """The fit's :class:`~gir.fit.problem.Problem` rebuilt over its prepared data sets (nothing is
+        recompiled): the free parameters ``param_names`` at their bounds, the others held at their
+        values at the solution. Evaluate it at ``x`` (``costs``, ``residual``)."""
+        from gir.fit.problem import Problem
+
+        index = {n: g for g, n in enumerate(self.param_names)}
+        several = len(self.datasets) > 1
+        sources, maps, base = [], [], []
+        for d in self.datasets:
+            source = d._source()
+            sources.append(source)
+            li, gi = [], []
+            for i, name in enumerate(source.param_names):
+                g = index.get(f"{d.label}:{name}") if several else None
+                g = index.get(name) if g is None else g
+                if g is not None:
+                    li.append(i)
+                    gi.append(g)
+            maps.append((li, gi))
+            base.append(d.theta.copy())
+        return Problem(sources, self.param_names, self.x, self.bounds, maps, base)
+
+    def conf_interval(
+        self,
+        names: Sequence[str] | None = None,
+        sigmas: Sequence[float] = (1, 2, 3),
+        *,
+        statistic: str = "f",
+    ) -> dict[str, list[tuple[float, float]]]:
+        """Profile-likelihood confidence intervals, as ``lmfit.conf_interval`` returns them: name ->
+        ``[(p, lower), ..., (0.0, best), ..., (p, upper)]``. See :func:`gir.fit.intervals.conf_interval`."""
+        from gir.fit.intervals import conf_interval
+
+        return conf_interval(self, names, sigmas, statistic=statistic)
+
+    def propagate(self, expression: str) -> Any:
+        """The value and standard error of an expression of the parameters (``"p1.A * p1.F"``), from the
+        covariance and the expression's exact gradient. See :func:`gir.fit.intervals.propagate`."""
+        from gir.fit.intervals import propagate
+
+        return propagate(self, expression)
+
     def _dataset(self, which: int | str) -> DatasetFit:
         if isinstance(which, str):
             for d in self.datasets:
@@ -406,18 +454,23 @@ def make_result(
     varpro: dict | None = None,
     keep_jac: bool = True,
 ) -> FitResult:
-    """Statistics and uncertainties at ``x`` from the full Jacobian there."""
+    """Statistics and uncertainties at ``x`` from the Jacobian there (its normal matrix formed block by
+    block for a :attr:`~gir.fit.problem.Problem.blocked` problem, which never holds the whole Jacobian)."""
     x = np.asarray(x, dtype=np.float64)
     counts = dict(problem.counts)
-    if problem.nfree:
-        y, jac = problem.model_and_jacobian(x)
+    if problem.nfree and problem.blocked:
+        jac, normal = None, problem.normal_equations(x)[1]
+        r = problem.residual(x)
     else:
-        y, jac = problem.model(x), np.zeros((problem.n, 0))
-    r = y - problem.wdata
+        if problem.nfree:
+            y, jac = problem.model_and_jacobian(x)
+        else:
+            y, jac = problem.model(x), np.zeros((problem.n, 0))
+        normal, r = jac.T @ jac, y - problem.wdata
     chisqr = float(r @ r)
     dof = problem.n - problem.nfree
     redchi = chisqr / dof if dof > 0 else math.nan
-    cov, deficient = covariance(jac, redchi if dof > 0 else 1.0)
+    cov, deficient = covariance(normal, problem.n, redchi if dof > 0 else 1.0, jac)
     stderr = np.sqrt(np.abs(np.diag(cov))) if cov.size else np.zeros(0)
     fits = []
     fixed: dict[str, float] = {}
@@ -431,7 +484,8 @@ def make_result(
         model_fixed, model_tied = d.fixed_and_tied(theta)
         fixed.update({prefix + n: v for n, v in model_fixed.items()})
         tied.update({prefix + n: t for n, t in model_tied.items()})
-        grid = d.data_grid.copy()
+        grid = d.data_grid.view()  # the data as given (a read-only view, like lmfit's reference: no copy)
+        grid.flags.writeable = False
         if d.mask is not None:
             flat = np.full(grid.size, np.nan)
             flat[d.mask] = d.data

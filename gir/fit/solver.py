@@ -99,6 +99,47 @@ def residual_functions(
     return fun, jac
 
 
+def normal_functions(
+    problem: Problem, jacobian: str
+) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+    """The cost and the normal equations of a blocked problem as :func:`gir.fit.levmar.levmar_normal`
+    calls them (``"eager"``: each cost evaluation forms the normal equations too, which the call of
+    ``normal`` at an accepted point then finds cached; ``"lazy"``: model values alone)."""
+
+    def cost(x: np.ndarray) -> float:
+        chisqr = problem.normal_equations(x)[0] if jacobian == "eager" else problem.chisqr(x)
+        return 0.5 * chisqr if np.isfinite(chisqr) else np.inf
+
+    def normal(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return problem.normal_equations(x)[1:]
+
+    return cost, normal
+
+
+def warm_up(problem: Problem, x0: np.ndarray, method: str) -> None:
+    """One evaluation of the model and its Jacobian at ``x0`` as ``method`` asks for them (it compiles the
+    derivative; the optimizer's first call reuses the result)."""
+    if method == "levmar" and problem.blocked:
+        problem.normal_equations(x0)
+    else:
+        problem.residual_and_jacobian(x0, reuse=method == "levmar")
+
+
+def run_local(
+    problem: Problem, x0: np.ndarray, method: str, bounds, jacobian: str, options: Mapping[str, Any]
+):
+    """One run of ``method`` on ``problem`` from ``x0``: on the normal equations formed block by block for
+    ``levmar`` on a large problem (:attr:`gir.fit.problem.Problem.blocked`), else on the residual and its
+    stacked Jacobian (:func:`minimize`); a scipy OptimizeResult."""
+    if method == "levmar" and problem.blocked:
+        from gir.fit.levmar import levmar_normal
+
+        cost, normal = normal_functions(problem, jacobian)
+        return levmar_normal(cost, normal, x0, _box(bounds), **levmar_options(options))
+    fun, jac = residual_functions(problem, method, jacobian, options)
+    return minimize(fun, x0, jac, method, bounds, options)
+
+
 def solve_local(
     problem: Problem,
     x0: np.ndarray,
@@ -113,15 +154,14 @@ def solve_local(
     """One run of ``method`` from ``x0`` (the first evaluation, which compiles, counted as setup)."""
     t0 = time.perf_counter()
     if problem.nfree:  # compiles and warms up; the optimizer's first call reuses it
-        problem.residual_and_jacobian(x0, reuse=method == "levmar")
+        warm_up(problem, x0, method)
     setup_time += time.perf_counter() - t0
     if not problem.nfree:
         return make_result(problem, x0, method=method, nfev=1, njev=0, success=True,
                            message="no free parameters", status=0, wall_time=0.0, setup_time=setup_time,
                            keep_jac=keep_jac)  # fmt: skip
-    fun, jac = residual_functions(problem, method, jacobian, options)
     t0 = time.perf_counter()
-    out = minimize(fun, x0, jac, method, bounds, options)
+    out = run_local(problem, x0, method, bounds, jacobian, options)
     wall = time.perf_counter() - t0
     return make_result(problem, out.x, method=method, nfev=int(out.nfev), njev=int(out.njev or 0),
                        success=bool(out.success), message=str(out.message), status=int(out.status),
@@ -136,10 +176,19 @@ def minimize(fun, x0: np.ndarray, jac, method: str, bounds, options: Mapping[str
 
     from gir.fit.levmar import levmar
 
-    bounds = (-np.inf, np.inf) if bounds is None else bounds
+    bounds = _box(bounds)
     if method == "levmar":
-        unknown = sorted(set(options) - set(LEVMAR_OPTIONS))
-        if unknown:
-            raise InputError(f"method 'levmar' takes the options {list(LEVMAR_OPTIONS)}, not {unknown}")
-        return levmar(fun, x0, jac, bounds, **options)
+        return levmar(fun, x0, jac, bounds, **levmar_options(options))
     return scipy_least_squares(fun, x0, jac=jac, method=method, bounds=bounds, **options)
+
+
+def levmar_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` as :func:`gir.fit.levmar.levmar` takes them; an InputError names the others."""
+    unknown = sorted(set(options) - set(LEVMAR_OPTIONS))
+    if unknown:
+        raise InputError(f"method 'levmar' takes the options {list(LEVMAR_OPTIONS)}, not {unknown}")
+    return dict(options)
+
+
+def _box(bounds) -> tuple[Any, Any]:
+    return (-np.inf, np.inf) if bounds is None else bounds

@@ -68,6 +68,8 @@ class ModelBinding(Binding):
         self.coupled = (model.time,) if convolved else ()
         self._kernels = [model.aliases.get(k, k) for k in model.kernel_parameters()]
         self._kernel_expressions = [k for k, v in model.kernel_widths().items() if isinstance(v, str)]
+        self.positive = tuple(self._kernels)
+        self.checks_expressions = bool(self._kernel_expressions)
         for k in self._kernels:
             if k in self.fixed and not (math.isfinite(self.fixed[k]) and self.fixed[k] > 0):
                 raise GirError(f"kernel width {k!r} must be positive, got {self.fixed[k]}")

@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "flatten": "gir.passes.flatten:flatten",
     "binarize": "gir.passes.flatten:binarize",
     "dce": "gir.passes.dce:dce",
+    "layout": "gir.passes.layout:layout",
     "jvp": "gir.passes.autodiff:jvp_pass",
     "vjp": "gir.passes.autodiff:vjp_pass",
 }

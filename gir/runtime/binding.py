@@ -25,6 +25,10 @@ class Binding(abc.ABC):
     axes: Mapping[str, str]
     #: Model axes the graph couples (a convolution along time): a fit window cuts them after evaluation.
     coupled: tuple[str, ...] = ()
+    #: Parameters :meth:`check` requires to be positive (kernel widths), for solvers that check in
+    #: compiled code; ``checks_expressions``: check() also evaluates expressions of parameters.
+    positive: tuple[str, ...] = ()
+    checks_expressions: bool = False
 
     @abc.abstractmethod
     def start(self, names: Sequence[str]) -> np.ndarray:

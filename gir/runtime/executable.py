@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,11 @@ class Executable:
     when ``theta`` is None, computes the inputs derived from the axes, checks
     parameter values, returns every result on the model's whole grid and
     offers :meth:`components`, :attr:`theta0` and :attr:`bounds`.
+
+    Inside other programs: an executable of a JAX target given JAX tracers
+    (under ``jax.jit``, ``jax.grad``, ``jax.vmap``) runs as :attr:`jax_function`,
+    differentiated by gir's derivative graphs; one of a Numba target offers
+    :attr:`numba_function` to Numba code (docs/interop.md).
     """
 
     def __init__(
@@ -166,6 +172,9 @@ class Executable:
     # -- calling --------------------------------------------------------------
 
     def __call__(self, theta: Sequence[float] | np.ndarray | None = None, /, **inputs: Any):
+        if _traced(theta, inputs):  # inside jax.jit, grad or vmap
+            self._require_jax("a JAX tracer")
+            return self.jax_function(theta, **inputs)
         theta, inputs = self._bind(theta, inputs)
         args, sizes = self._arguments(theta, inputs, batch=False)
         return self._grid_results(self._results(self._artifact.call(args), sizes, None), sizes)
@@ -360,6 +369,156 @@ class Executable:
             jacs.append(jac)
         return values, jacs, sizes
 
+    # -- inside JAX programs ---------------------------------------------------
+
+    @property
+    def jax_function(self) -> Callable[..., Any]:
+        """This executable as a pure JAX function ``f(theta, **arrays)`` (JAX targets only).
+
+        It takes what ``exe(...)`` takes (``theta`` a vector or a mapping, the
+        model's start values when None; arrays by name; a plain graph's
+        parameters may be given by name instead) and returns what it returns, as
+        JAX arrays: a bound executable's results on the model's grid. It works
+        under ``jax.jit``, ``jax.vmap``, ``jax.grad``, ``jax.jvp``,
+        ``jax.jacfwd`` and ``jax.jacrev``; its derivatives with respect to
+        ``theta`` are gir's own (forward mode: the forward-mode derivative
+        graph; reverse mode: the reverse-mode graph), not JAX's differentiation
+        of the generated code. ``exe(theta, ...)`` given tracers calls it.
+
+        What must be concrete: the axis arrays a model derives inputs from
+        (the time axis of a model with an instrument response, an axis with
+        trapezoid weights) must be NumPy arrays or concrete JAX arrays, not
+        traced; parameter values are checked (a width <= 0) only where
+        ``theta`` is concrete. Arrays are constants for differentiation (a
+        tangent on one raises a GirError), and second derivatives are not
+        available. It computes in JAX's precision: enable float64 with
+        ``jax.config.update("jax_enable_x64", True)`` or the scoped
+        ``jax.enable_x64(True)``.
+        """
+        fn = self.__dict__.get("_jax_function")
+        if fn is None:
+            self._require_jax("a call of jax_function")
+            from gir.codegen.jax_backend.interop import Derivatives, traceable
+
+            fwd, rev = self._derivative("forward"), self._derivative("reverse")
+            derivatives = Derivatives(
+                self.graph, (fwd.graph, fwd._artifact.function), (rev.graph, rev._artifact.function)
+            )
+            core = traceable(self.graph, self._artifact.function, derivatives)
+
+            def fn(theta: Any = None, /, **arrays: Any) -> Any:
+                return self._jax_call(core, theta, arrays)
+
+            self.__dict__["_jax_function"] = fn
+        return fn
+
+    def _require_jax(self, what: str) -> None:
+        """A TargetError naming ``what`` for a target that does not run in JAX."""
+        if not self.target.startswith("jax"):
+            raise TargetError(
+                f"@{self.graph.name} got {what}, but its target {self.target!r} runs compiled code outside "
+                "JAX: compile with target='jax-cpu' (or 'jax') to use it inside jax.jit, jax.grad or jax.vmap"
+            )
+
+    def _jax_call(self, core: Callable, theta: Any, arrays: dict[str, Any]) -> Any:
+        """:attr:`jax_function`: theta and the graph's inputs as JAX arrays, the results on the grid."""
+        import jax
+        import jax.numpy as jnp
+
+        from gir.codegen.jax_backend.interop import spread
+
+        theta, arrays = self._jax_theta(theta, dict(arrays)), dict(arrays)
+        if not isinstance(theta, jax.core.Tracer):
+            self.check(np.asarray(theta))
+        for name in self.param_names:
+            arrays.pop(name, None)
+        concrete = {k: v for k, v in arrays.items() if not isinstance(v, jax.core.Tracer)}
+        given = {**self.graph_inputs(concrete), **arrays}
+        unknown = sorted(set(given) - set(self.array_names))
+        if unknown:
+            raise InputError(f"unknown input {unknown[0]!r}; arrays are {sorted(self.array_names)}")
+        missing = [n for n in self.array_names if n not in given]
+        if missing:
+            raise InputError(
+                f"missing input {missing[0]!r}: pass it by name (a model derives it from an axis array, "
+                "which must then be concrete, not traced)"
+            )
+        sizes: dict[str, int] = {}
+        inputs = {}
+        for v in self.graph.arrays:
+            inputs[v.name] = jnp.asarray(given[v.name])
+            record_sizes(v, inputs[v.name].shape, sizes)
+        outs = core(theta, inputs)
+        if self.binding is not None:
+            grid = tuple(self.binding.axes.values())
+            outs = [
+                spread(o, v.type.axes, grid, sizes) for o, v in zip(outs, self.graph.outputs, strict=True)
+            ]
+        return tuple(outs) if len(outs) > 1 else outs[0]
+
+    def _jax_theta(self, theta: Any, arrays: Mapping[str, Any]) -> Any:
+        """``theta`` as a JAX vector in :attr:`param_names` order (from a mapping, from the
+        parameters given by name, or the start values)."""
+        import jax.numpy as jnp
+
+        names = self.param_names
+        named = [n for n in names if n in arrays]
+        if theta is not None and named:
+            raise InputError(f"parameter {named[0]!r} is given both in theta and by name")
+        if theta is None and self._start is not None and not named:
+            theta = self._start
+        elif theta is None or isinstance(theta, Mapping):
+            given = arrays if theta is None else theta
+            unknown = sorted(set(given) - set(names)) if theta is not None else []
+            missing = [n for n in names if n not in given]
+            if unknown or missing:
+                what = f"unknown parameter {unknown[0]!r}" if unknown else f"missing parameter {missing[0]!r}"
+                raise InputError(f"theta: {what}; parameters are {list(names)}")
+            theta = jnp.stack([jnp.asarray(given[n]) for n in names]) if names else jnp.zeros((0,))
+        theta = jnp.asarray(theta)
+        if theta.ndim != 1 or theta.shape[0] != len(names):
+            raise InputError(
+                f"theta must be a vector of {len(names)} parameters {list(names)}, got shape {theta.shape}"
+            )
+        return theta if jnp.issubdtype(theta.dtype, jnp.floating) else theta.astype(float)
+
+    # -- inside Numba code -----------------------------------------------------
+
+    @property
+    def numba_function(self) -> Any:
+        """The compiled kernel as an njit function ``f(theta, *arrays)`` for Numba code (Numba targets).
+
+        ``theta`` is a float64 vector in :attr:`param_names` order; ``arrays`` are
+        :meth:`numba_inputs`' arrays, in that order. It returns the output over its
+        own axes (``graph.outputs[0].type.axes``: a model's grid; a tuple for
+        several outputs, a scalar as a 1-element array), a new array each call.
+        Nothing is checked inside Numba code: check theta with :meth:`check`.
+        """
+        if not self.target.startswith("numba"):
+            raise TargetError(
+                f"numba_function: @{self.graph.name} has target {self.target!r}; compile with "
+                "target='numba' (or 'numba-parallel') to call it from Numba code"
+            )
+        return self._artifact.caller()
+
+    def numba_inputs(self, **arrays: Any) -> tuple[np.ndarray, ...]:
+        """The arrays :attr:`numba_function` takes after theta: the graph's array inputs in
+        :attr:`array_names` order (a model's axes and the inputs derived from them), checked, each
+        C-contiguous over its own axes."""
+        given = self.graph_inputs(arrays)
+        unknown = sorted(set(given) - set(self.array_names))
+        if unknown:
+            raise InputError(f"unknown input {unknown[0]!r}; arrays are {sorted(self.array_names)}")
+        missing = [n for n in self.array_names if n not in given]
+        if missing:
+            raise InputError(f"missing input {missing[0]!r} (missing: {missing})")
+        sizes: dict[str, int] = {}
+        laid = [self._argument(v, given[v.name], sizes, from_theta=False) for v in self.graph.arrays]
+        return tuple(
+            np.ascontiguousarray(a.reshape(tuple(sizes[x] for x in v.type.axes)))
+            for a, v in zip(laid, self.graph.arrays, strict=True)
+        )
+
     def _theta(self, theta: Any, batch: bool) -> np.ndarray:
         """``theta`` as float64: a vector of P real numbers, or (B, P) for a batch.
 
@@ -442,16 +601,7 @@ class Executable:
             if bad.any():
                 raise InputError(f"parameter {v.name!r} is not finite: {arr[bad].ravel()[0]}")
             return arr.reshape(-1)
-        if arr.ndim != len(v.type.axes):
-            raise InputError(
-                f"input {v.name!r} has axes {list(v.type.axes)} and needs {len(v.type.axes)} "
-                f"dimension(s), got shape {arr.shape}"
-            )
-        for axis, n in zip(v.type.axes, arr.shape, strict=True):
-            if sizes.setdefault(axis, n) != n:
-                raise InputError(
-                    f"input {v.name!r}: axis {axis} has length {n}, but another input has {sizes[axis]}"
-                )
+        record_sizes(v, arr.shape, sizes)
         return arr.reshape(self._layout(v.type.axes, sizes))
 
     def _layout(self, axes: tuple[str, ...], sizes: dict[str, int]) -> tuple[int, ...]:
@@ -469,6 +619,34 @@ class Executable:
                 out = np.broadcast_to(out, layout).reshape((batch, *shape))
             results.append(out)
         return results[0] if len(results) == 1 else tuple(results)
+
+
+def record_sizes(v: Value, shape: tuple[int, ...], sizes: dict[str, int]) -> None:
+    """Record the axis lengths of array input ``v`` given with ``shape`` in ``sizes``; an InputError
+    for a wrong number of dimensions or a length another input contradicts."""
+    if len(shape) != len(v.type.axes):
+        raise InputError(
+            f"input {v.name!r} has axes {list(v.type.axes)} and needs {len(v.type.axes)} "
+            f"dimension(s), got shape {shape}"
+        )
+    for axis, n in zip(v.type.axes, shape, strict=True):
+        if sizes.setdefault(axis, n) != n:
+            raise InputError(
+                f"input {v.name!r}: axis {axis} has length {n}, but another input has {sizes[axis]}"
+            )
+
+
+def _traced(theta: Any, inputs: Mapping[str, Any]) -> bool:
+    """Whether ``theta`` (a vector, sequence or mapping) or an input is a JAX tracer (JAX is imported
+    wherever one exists)."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    tracer = jax.core.Tracer
+    values = list(inputs.values())
+    values += list(theta.values()) if isinstance(theta, Mapping) else [theta]
+    values += list(theta) if isinstance(theta, (list, tuple)) else []
+    return any(isinstance(x, tracer) for x in values)
 
 
 def _real(value: Any, what: str) -> np.ndarray:

@@ -5,7 +5,9 @@ bound to ``jax.numpy`` and ``sp`` to ``jax.scipy.special``, except the few ops
 in :mod:`gir.codegen.jax_backend.ops` (constants, cumulative sums, the Faddeeva
 function). The function is pure, so it can be jitted, vmapped and
 differentiated; ``Compiled.function`` hands it out (trace it inside
-:func:`x64`, or JAX computes it in float32).
+:func:`x64`, or JAX computes it in float32). An executable gives it to JAX
+programs as :attr:`gir.Executable.jax_function` (:mod:`.interop`), with gir's
+derivative graphs as its derivatives (:mod:`.linear`).
 
 Float64 without touching the global flag: JAX computes in float32 unless
 ``jax_enable_x64`` is set. Rather than flip that for the whole process, every

@@ -25,6 +25,8 @@ returns a tuple of outputs in that layout (0-d arrays for scalars).
 outputs with a leading B dimension (scalars as (B, 1, ..., 1)); it runs a
 ``prange`` over B, each iteration the serial kernel on its own output slice
 (in both targets: the batch is where the parallelism pays for small models).
+``caller()`` wraps ``model`` in an njit function for users' Numba code
+(:attr:`gir.Executable.numba_function`).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class Compiled:
         self._out_types = [v.type for v in unique]
         positions = {v: tuple(graph.axes.index(a) for a in v.type.axes) for v in unique}
         self._layout = [_layout(positions[v], ndim) for v in outputs]
+        self._caller: Any = None
 
     def _sizes(self, inputs: list[Any]) -> dict[str, int]:
         return {a: 1 if at is None else np.shape(inputs[at[0]])[at[1]] for a, at in self._axis_of.items()}
@@ -186,6 +189,22 @@ class Compiled:
             if first[i] != k:
                 outs[k][...] = outs[first[i]]
 
+    def caller(self) -> Any:
+        """The kernel as an njit function for Numba code: ``f(theta, *arrays)``.
+
+        ``theta`` holds the scalar inputs in order (a float64 vector); ``arrays`` are
+        the array inputs in order, each C-contiguous over its own axes. Returns the
+        output over its own axes (a tuple for several; a scalar as a 1-element array).
+        Scratch arrays are allocated per call. Compiled on first use.
+        """
+        if self._caller is None:
+            source = caller_source(len(self._convert), self._scalar_inputs, self._axis_of, self._scratch,
+                                   self._out_index)  # fmt: skip
+            namespace = {"model": self._module.model, "np": np}
+            exec(compile(source, f"<gir caller @{self._name}>", "exec"), namespace)
+            self._caller = numba.njit(nogil=True)(namespace["call"])
+        return self._caller
+
     def batch(self, args: Sequence[Any]) -> tuple:
         conv = [c(a) for c, a in zip(self._batch_convert, args, strict=True)]
         n = len(conv[self._scalar_inputs[0]]) if self._scalar_inputs else 1
@@ -195,6 +214,35 @@ class Compiled:
         threads = max(1, min(n, numba.get_num_threads(), shared.usable_cpus()))
         self._run("model_batch", 0, n, threads, *conv, *outs)
         return tuple(f(outs[i], n) for f, i in zip(self._layout, self._out_index))
+
+
+def caller_source(
+    n_inputs: int,
+    scalars: Sequence[int],
+    axis_of: dict[str, tuple[int, int] | None],
+    scratch: Sequence[Type],
+    out_index: Sequence[int],
+) -> str:
+    """Source of ``call(theta, a0, a1, ...)``: the ``model`` kernel with the scalar inputs taken from
+    ``theta`` and fresh scratch arrays (see :meth:`Compiled.caller`)."""
+    arrays = [i for i in range(n_inputs) if i not in scalars]
+    names = {i: f"a{k}" for k, i in enumerate(arrays)} | {i: f"theta[{k}]" for k, i in enumerate(scalars)}
+    size = {a: "1" if at is None else f"{names[at[0]]}.shape[{at[1]}]" for a, at in axis_of.items()}
+    buffers = [
+        f"np.empty(({''.join(size[a] + ', ' for a in t.axes)}), np.{_NP[t.dtype].__name__})" for t in scratch
+    ]
+    args = ", ".join([names[i] for i in range(n_inputs)] + buffers)
+    result = (
+        f"outs[{out_index[0]}]" if len(out_index) == 1 else f"({''.join(f'outs[{i}], ' for i in out_index)})"
+    )
+    return "\n".join(
+        [
+            f"def call({', '.join(['theta'] + [names[i] for i in arrays])}):",
+            f"    outs = model({args})",
+            f"    return {result}",
+            "",
+        ]
+    )
 
 
 def _converter(dtype: str, axes: tuple[str, ...], order: tuple[str, ...]) -> Callable[[Any], Any]:

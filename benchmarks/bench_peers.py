@@ -57,10 +57,11 @@ def _irf() -> gm.Component:
     return gm.gaussCONV(SD=gm.Param(0.2, bounds=(1e-3, 1)))
 
 
-def build_01() -> gm.Model:
+def build_01(convolution: str = "quadrature") -> gm.Model:
     m = gm.Model(axes=("time", "energy"))
     _peak(m)
-    m.dynamics("p1.x0", [gm.expFun(A=gm.Param(0.5), tau=gm.Param(1.5), t0=0.0)], irf=_irf())
+    terms = [gm.expFun(A=gm.Param(0.5), tau=gm.Param(1.5), t0=0.0)]
+    m.dynamics("p1.x0", terms, irf=_irf(), convolution=convolution)
     return m
 
 
@@ -75,8 +76,8 @@ def build_03() -> gm.Model:
     return m
 
 
-def build_04() -> gm.Model:
-    m = build_01()
+def build_04(convolution: str = "quadrature") -> gm.Model:
+    m = build_01(convolution)
     m.profile("p1.A", [gm.pExpDecay(A=gm.Param(5.0), tau=gm.Param(2.0))], axis="depth")
     return m
 
@@ -275,6 +276,29 @@ def bench_case(case: dict, targets: list[str]) -> tuple[list[list[str]], list[li
     return rows, jac_rows, {"hand": timed["hand"], **{t: timed[t] for t in exes}}
 
 
+def bench_analytic(case: dict, build: Callable[[str], gm.Model], targets: list[str]) -> list[list[str]]:
+    """Model ``case`` with ``convolution="analytic"`` (closed forms, O(T)) against the hand-written
+    quadrature: per-call times, value + Jacobian, and how far the exact convolution is from the sum."""
+    arrays = case["arrays"]
+    exes = {t: gir.compile(build("analytic"), target=t) for t in targets if t in ("numba", "jax-cpu")}
+    theta = next(iter(exes.values())).theta0
+    hand = hand_jit(case["hand"], next(iter(exes.values())).param_names)
+    want = hand(theta)
+    fns = {"hand": lambda: hand(theta)}
+    for t, exe in exes.items():
+        fns[t] = lambda exe=exe: exe(theta, **arrays)
+        fns[f"{t} jac"] = lambda exe=exe: exe.value_and_jacobian(theta, **arrays)
+    timed = interleaved(fns)
+    rows = []
+    for t, exe in exes.items():
+        diff = float(np.max(np.abs(exe(theta, **arrays) - want)) / np.max(np.abs(want)))
+        sec, jac = timed[t], timed[f"{t} jac"]
+        speed = f"{timed['hand'] / sec:.2f}"
+        rows.append([f"{case['name'][:2]} analytic", t, ms(timed["hand"]), ms(sec), speed, f"{jac / sec:.2f}",
+                     f"{diff:.1e}"])  # fmt: skip
+    return rows
+
+
 # -- the dense 2D model ------------------------------------------------------------------------
 
 DENSE_THETA = np.array([10.0, 84.0, 1.0, 0.3, 0.5, 1.2])
@@ -332,7 +356,7 @@ def bench_dense(targets: list[str], with_pytensor: bool, nt: int, ne: int) -> tu
         if with_pytensor:
             for mode, fn in pytensor_dense(outer).items():
                 check(f"dense {outer} pytensor {mode}", fn(x, t, *DENSE_THETA), want)
-                fns[f"PyTensor {mode}"] = lambda fn=fn: fn(x, t, *DENSE_THETA)
+                fns[f"PyTensor {mode}"] = lambda fn=fn: np.asarray(fn(x, t, *DENSE_THETA))  # waits for JAX
         graph = gir.trace(dense, x="E", t="T", axes=axes)
         for target in targets:
             exe = gir.compile(graph, target=target)
@@ -436,6 +460,9 @@ def main() -> None:
         worst_numba = min(worst_numba, timed["hand"] / timed["numba"])
         worst_best = min(worst_best, timed["hand"] / min(v for k, v in timed.items() if k != "hand"))
         worst_jac = max(worst_jac, max(float(r[-1]) for r in jrows))
+    builders = {"01": build_01, "04": build_04}
+    analytic = [row for case in cases(args.quick) if case["name"][:2] in builders
+                for row in bench_analytic(case, builders[case["name"][:2]], targets)]  # fmt: skip
     goals.append(
         goal(
             "gir numba (1 thread) >= 1.5x hand jax.jit, every model",
@@ -495,6 +522,9 @@ def main() -> None:
     print(table(["model", "grid", "implementation", "ms/call", "hand jax / this", "max rel. diff"], per_call))
     print("\nValue + Jacobian (forward mode, all free parameters) against one value call:\n")
     print(table(["model", "target", "P", "value ms", "value + Jacobian ms", "ratio"], jac_rows))
+    print('\nModels 01 and 04 with convolution="analytic" (exact, O(T)) against the hand quadrature:\n')
+    print(table(["model", "target", "hand jax ms", "gir ms", "hand jax / gir", "value + Jacobian / value",
+                 "rel. diff from the quadrature"], analytic))  # fmt: skip
     print(f"\nDense 2D model, {nt} x {ne}, in both declared axis orders:\n")
     print(table(["order", "implementation", "ms/call", "hand jax / this", "x floor"], dense_rows))
     print("\ngir's numpy target against a straightforward NumPy version (212 x 1131):\n")

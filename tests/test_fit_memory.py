@@ -16,6 +16,7 @@ import gir
 import gir.fit
 import gir.fit.problem as problem_module
 from gir import models as gm
+from gir.fit.normal_equations import residual_squares
 from gir.fit.problem import block_axis, build_problem
 from gir.fit.solver import bounds_for, run_local, start_point, warm_up
 from tests.available import require_target
@@ -235,3 +236,14 @@ def test_blocked_fit_holds_no_array_of_the_whole_grid(monkeypatch):
             assert "wdata" not in problem.__dict__  # the weighted data is never formed
     assert peaks["blocked"] < 3 * data.nbytes, peaks  # the bound of the large fits (benchmarks)
     assert peaks["stacked"] > 9 * data.nbytes, peaks  # the stacked path: a Jacobian of 9 columns
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_residual_squares_of_a_batch_of_rows(weighted):
+    rng = np.random.default_rng(3)
+    y, wd = rng.normal(size=(4, 3000)), rng.normal(size=3000)
+    w = rng.uniform(0.5, 2.0, 3000) if weighted else None
+    r = y * w - wd if weighted else y - wd
+    np.testing.assert_allclose(residual_squares(y, w, wd), np.sum(r * r, axis=1), rtol=1e-13)
+    y[1, 7] = np.inf
+    assert not np.isfinite(residual_squares(y, w, wd)[1])

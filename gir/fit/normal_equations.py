@@ -9,6 +9,7 @@ accurate, not less); about 40% faster here. Without Numba, or for small or
 row-major Jacobians, BLAS. The kernel also sums ``r^T r`` in its pass over
 ``r``: a fit that adds up many blocks then calls no BLAS at all (each BLAS
 call on a busy two-core machine may wait for its threads, ~20 ms a call).
+:func:`residual_squares` sums a batch of model rows' squared residuals in one pass.
 """
 
 from __future__ import annotations
@@ -79,3 +80,37 @@ def _products(jac: np.ndarray, r: np.ndarray, square: bool) -> tuple[np.ndarray,
     a, g = np.empty((p, p)), np.empty(p)
     rr = kernel(jac, np.ascontiguousarray(r, dtype=np.float64), a, g)
     return a, g, float(rr)
+
+
+@functools.cache
+def _squares_kernel():
+    try:
+        from numba import njit
+    except ImportError:
+        return None
+
+    @njit(fastmath={"reassoc", "contract"}, nogil=True, cache=True)
+    def squares(y, w, wd, out):  # pragma: no cover (compiled)
+        for b in range(y.shape[0]):
+            acc = 0.0
+            for i in range(y.shape[1]):
+                r = y[b, i] * w[i] - wd[i]
+                acc += r * r
+            out[b] = acc
+
+    return squares
+
+
+def residual_squares(y: np.ndarray, w: np.ndarray | None, wd: np.ndarray) -> np.ndarray:
+    """``sum((w * y[b] - wd)^2)`` for each row of ``y`` (B, n) (``w`` None: 1), in one pass over ``y``
+    with Numba (a batch of model rows is read once instead of three times), else with NumPy."""
+    kernel = _squares_kernel()
+    out = np.empty(y.shape[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kernel is not None and y.dtype == np.float64 and y.flags.c_contiguous:
+            w = np.ones(y.shape[1]) if w is None else np.ascontiguousarray(w)
+            kernel(y, w, np.ascontiguousarray(wd), out)
+        else:
+            r = y - wd if w is None else y * w - wd
+            out[:] = np.einsum("ij,ij->i", r, r)
+    return out

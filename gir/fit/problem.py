@@ -28,7 +28,7 @@ import numpy as np
 from gir.errors import InputError
 from gir.fit.dataset import PreparedDataset
 from gir.fit.grid import Evaluation
-from gir.fit.normal_equations import normal_system
+from gir.fit.normal_equations import normal_system, residual_squares
 from gir.ir.graph import Graph
 from gir.ir.ops import OPS
 from gir.passes.inline import inline
@@ -194,21 +194,13 @@ class Problem:
         rows = np.nonzero(ok)[0]
         per_row = 8 * max(int(np.prod(d.ev.eval_shape)) for d in self.datasets)
         chunk = max(1, min(rows.size, int(max_bytes // per_row)))
-        buffers = [np.empty((chunk, d.n)) for d in self.datasets]
         for start in range(0, rows.size, chunk):
             take = rows[start : start + chunk]
             total = np.zeros(take.size)
             for k, d in enumerate(self.datasets):
-                y = d.model_flats(thetas[k][take])
                 cut = slice(self.offsets[k], self.offsets[k + 1])
-                r = buffers[k][: take.size]
-                with np.errstate(over="ignore", invalid="ignore"):
-                    if self.weights is None:
-                        np.subtract(y, self.wdata[cut], out=r)
-                    else:
-                        np.multiply(y, self.weights[cut], out=r)
-                        r -= self.wdata[cut]
-                    total += np.einsum("ij,ij->i", r, r)
+                w = None if self.weights is None else self.weights[cut]
+                total += residual_squares(d.model_flats(thetas[k][take]), w, self.wdata[cut])
             out[take] = np.where(np.isfinite(total), total, np.inf)
         return out
 

@@ -1,7 +1,8 @@
 """Batch fits: many independent data sets with the same model and axes.
 
-On the Numba targets, plain Levenberg-Marquardt fits (no variable projection,
-no scipy method) run entirely in compiled code (:mod:`gir.fit.compiled_lm`):
+On the Numba targets (and JAX from :data:`gir.fit.compiled_lm.JAX_MIN_BATCH` data
+sets), plain Levenberg-Marquardt fits (no variable projection, no scipy method)
+run entirely in compiled code (:mod:`gir.fit.compiled_lm`):
 the same iterations as one :func:`gir.fit.least_squares` at a time, with no
 Python per iteration or per spectrum, and results built when asked for.
 Otherwise the fits run locally in a thread pool when the target's compiled

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from gir.errors import InputError
 from gir.fit.dataset import Dataset
 from gir.fit.global_stage import check_options, solve_global
-from gir.fit.maps import is_data_array
+from gir.fit.maps import fit_map, is_data_array
 from gir.fit.problem import Problem, build_problem
 from gir.fit.result import FitResult
 from gir.fit.solver import DEFAULTS, bounds_for, check_method, solve_local, solver_options, start_point
@@ -94,8 +94,6 @@ def least_squares(
     if is_data_array(data):
         if starts is not None:
             raise InputError("least_squares of a map (a DataArray) has no global stage: leave out starts=")
-        from gir.fit.maps import fit_map
-
         kws = {"bounds": bounds, "method": method, "window": window, "varpro": varpro, "fixed": fixed,
                "window_after": window_after, "jacobian": jacobian, "ftol": ftol, "xtol": xtol, "gtol": gtol,
                "max_nfev": max_nfev, "x_scale": x_scale, "options": options}  # fmt: skip

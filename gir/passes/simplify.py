@@ -266,10 +266,11 @@ def _split(v: Value, axis: str, b: RewriteBuilder) -> tuple[list[Value], list[Va
     return [], [], v
 
 
-@rewrite("cumsum", "sum")
+@rewrite("cumsum", "sum", "mean")
 def reduce_varying_part(node: Node, b: RewriteBuilder) -> Value | None:
-    """``cumsum(a[T] * g[T,E] / d[T], E) -> a * cumsum(g, E) / d``: factors constant along the
-    axis leave the reduction, so it runs on fewer axes (exact up to rounding)."""
+    """``cumsum(a[T] * g[T,E] / d[T], E) -> a * cumsum(g, E) / d`` (and for sum and mean): factors
+    constant along the axis leave the reduction, so it runs on fewer axes (exact up to rounding; a
+    mean over depth of an amplitude profile times a peak averages only the profile)."""
     if node.output.type.dtype not in ("f32", "f64"):
         return None
     axis = node.attr("axis")
@@ -285,7 +286,7 @@ def reduce_varying_part(node: Node, b: RewriteBuilder) -> Value | None:
     return _same(node, out)
 
 
-@rewrite("cumsum", "sum")
+@rewrite("cumsum", "sum", "mean")
 def distribute_reduction(node: Node, b: RewriteBuilder) -> Value | None:
     """``cumsum(a*g + c*h) -> cumsum(a*g) + cumsum(c*h)`` when every term has a factor constant
     along the axis, so that each reduction then runs on fewer axes."""

@@ -150,3 +150,20 @@ graph @main(%t: f64[T], %x: f64[E]) -> f64[T,E] {
     exe = gir.compile(g, target="numpy", passes="O0")
     t, x = np.linspace(0, 1, 3), np.linspace(-1, 1, 4)
     np.testing.assert_array_equal(exe(t=t, x=x), x * x - (t[:, None] + x))
+
+
+def test_a_buffer_with_a_view_of_it_is_not_written():
+    # %r is a flipped view of %e: adding 1 at the last use of %e must not write into %e's buffer
+    g = gir.parse("""\
+graph @views(%t: f64[T]) -> (f64[T]) {
+  %one: f64 = const {value=1.0}
+  %e: f64[T] = exp %t
+  %r: f64[T] = flip %e {axis=T}
+  %a: f64[T] = add %e, %one
+  %y: f64[T] = mul %a, %r
+  return %y
+}
+""")
+    exe = gir.compile(g, target="numpy", passes="")
+    t = np.linspace(-1.0, 1.0, 5)
+    np.testing.assert_array_equal(exe(t=t), (np.exp(t) + 1.0) * np.exp(t)[::-1])

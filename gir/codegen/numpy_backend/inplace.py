@@ -2,8 +2,8 @@
 
 A straightforward NumPy expression allocates a new array for every
 operation. Here an elementwise op whose operand dies at that op (its last
-use, not a graph input or output, not a constant, and made by this function
-as a fresh array) writes its result into that operand with ``out=``; a
+use, not a graph input or output, not a constant, made by this function as a
+fresh array, and no view of it taken) writes its result into that operand with ``out=``; a
 graph output can be written straight into an array the caller supplies. The
 arithmetic is the op's template's, operation by operation and in the same
 order (an n-ary ``add`` or ``mul`` folds left like ``a + b + c``), so results
@@ -133,6 +133,8 @@ class InplaceEmitter:
             self.write(node, inputs, args, outs[0], plan, comment)
         if node.op in FRESH:
             self.fresh.update(node.outputs)
+        else:  # the result may be a view of an operand (flip, bcast, call): that buffer is never reused
+            self.fresh.difference_update(node.inputs)
         dead = [
             self.local[v]
             for v in dict.fromkeys(node.inputs)

@@ -26,16 +26,10 @@ import numpy as np
 import xarray as xr
 from common import machine
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from map_fit import build  # the example's model
+
 import gir
-from gir import models as gm
-
-
-def build() -> gm.Model:
-    m = gm.Model(axes=("energy",))
-    m.add(gm.Offset(y0=gm.Param(0.8, bounds=(-5, 5))))
-    m.add(gm.GLP("p1", A=gm.Param(8.0, bounds=(0, 100)), x0=gm.Param(84.0, bounds=(81, 87)),
-                 F=gm.Param(1.2, bounds=(0.2, 5)), m=0.3))  # fmt: skip
-    return m
 
 
 def simulate(exe, size: int, points: int) -> xr.DataArray:

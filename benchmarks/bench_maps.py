@@ -29,12 +29,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads: BLAS must not fight the fits
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
 import gir
@@ -62,8 +66,11 @@ def map_model() -> gm.Model:
     return m
 
 
-def simulate(exe, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Truths (n, 6), noisy spectra (n, 1000) and starts 10 % off."""
+def simulate(
+    exe, n: int, seed: int = 0, energy: np.ndarray = E, noise: float = NOISE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truths (n, 6) varying per spectrum, noisy spectra (n, energy points) and starts 10 % off (the
+    position by a tenth of the width)."""
     rng = np.random.default_rng(seed)
     truths = np.column_stack(
         [
@@ -75,7 +82,7 @@ def simulate(exe, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.nda
             rng.uniform(0.1, 0.6, n),
         ]
     )
-    spectra = np.asarray(exe.batch(truths, energy=E)) + rng.normal(0.0, NOISE, (n, E.size))
+    spectra = np.asarray(exe.batch(truths, energy=energy)) + rng.normal(0.0, noise, (n, energy.size))
     starts = truths * 1.1
     starts[:, 0] = truths[:, 0] + 0.002
     starts[:, 3] = truths[:, 3] + 0.1 * truths[:, 4]

@@ -15,6 +15,7 @@ from available import require_target
 
 import gir
 import gir.fit
+from benchmarks.bench_maps import map_model, simulate
 from gir import models as gm
 from gir.errors import InputError
 from gir.fit.compiled_lm import unsupported
@@ -24,44 +25,14 @@ E = np.linspace(80.0, 90.0, 400)
 RTOL = 1e-6  # parameters and standard errors against the one-at-a-time fits
 
 
-def peak_model() -> gm.Model:
-    m = gm.Model(axes=("energy",))
-    m.add(gm.Line(slope=P(0.0, bounds=(-1, 1)), intercept=P(1.0, bounds=(-10, 10))))
-    m.add(
-        gm.GLP(
-            "p1",
-            A=P(10.0, bounds=(0, 100)),
-            x0=P(85.0, bounds=(80, 90)),
-            F=P(1.2, bounds=(0.1, 5)),
-            m=P(0.3, bounds=(0, 1)),
-        )
-    )
-    return m
-
-
 def spectra(exe, n: int, noise: float = 0.1, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Truths varying per spectrum, noisy data and starts 10 % off (the position by a tenth of the width)."""
-    rng = np.random.default_rng(seed)
-    truths = np.column_stack(
-        [
-            rng.uniform(-0.02, 0.02, n),
-            rng.uniform(0.5, 2.0, n),
-            rng.uniform(5.0, 20.0, n),
-            rng.uniform(83.0, 87.0, n),
-            rng.uniform(0.8, 1.6, n),
-            rng.uniform(0.1, 0.6, n),
-        ]
-    )
-    data = np.asarray(exe.batch(truths, energy=E)) + rng.normal(0.0, noise, (n, E.size))
-    starts = truths * 1.1
-    starts[:, 0] = truths[:, 0] + 0.002
-    starts[:, 3] = truths[:, 3] + 0.1 * truths[:, 4]
-    return truths, data, starts
+    """Truths varying per spectrum, noisy data and starts 10 % off, as the map benchmark makes them."""
+    return simulate(exe, n, seed=seed, energy=E, noise=noise)
 
 
 @pytest.fixture(scope="module")
 def exe():
-    return gir.compile(peak_model(), target="numba")
+    return gir.compile(map_model(), target="numba")
 
 
 def one_at_a_time(exe, data, starts, **kw) -> list:
@@ -154,7 +125,7 @@ def test_which_batches_run_compiled(exe):
     assert unsupported(exe, {}) is None
     assert unsupported(exe, {"varpro": True}) == "varpro"
     assert unsupported(exe, {"method": "trf"}) == "method 'trf'"
-    numpy_exe = gir.compile(peak_model(), target="numpy")
+    numpy_exe = gir.compile(map_model(), target="numpy")
     assert unsupported(numpy_exe, {}) == "target 'numpy'"
     _, data, starts = spectra(numpy_exe, 2)
     with pytest.raises(InputError, match="target 'numpy'"):
@@ -166,7 +137,7 @@ def test_which_batches_run_compiled(exe):
 @pytest.mark.slow
 def test_jax_cpu_batch_equals_one_at_a_time_levmar():
     require_target("jax-cpu")
-    jexe = gir.compile(peak_model(), target="jax-cpu")
+    jexe = gir.compile(map_model(), target="jax-cpu")
     _, data, starts = spectra(jexe, 6, seed=8)
     data[::3] -= 15.0  # the intercept ends on its bound
     w = 1.0 / np.random.default_rng(1).uniform(0.05, 0.2, data.shape)

@@ -9,6 +9,7 @@ from gir.ir.verify import verify
 from gir.passes import optimize
 from gir.passes.layout import choose_order, for_sizes, permute_axes
 from tests.available import require_target
+from tests.test_numpy_backend_buffers import irf_model
 
 LN2 = np.log(2.0)
 T = np.linspace(-1.0, 10.0, 23)
@@ -27,13 +28,7 @@ def traced(axes=("T", "E")):
 
 
 def profiled() -> gm.Model:
-    m = gm.Model(axes=("time", "energy"))
-    m.add(gm.GLP("p1", A=gm.Param(10.0), x0=gm.Param(84.0), F=gm.Param(1.0), m=gm.Param(0.3)))
-    m.dynamics(
-        "p1.x0",
-        [gm.expFun(A=gm.Param(0.5), tau=gm.Param(1.5), t0=0.0)],
-        irf=gm.gaussCONV(SD=gm.Param(0.2, bounds=(1e-3, 1))),
-    )
+    m = irf_model()
     m.profile("p1.A", [gm.pExpDecay(A=gm.Param(5.0), tau=gm.Param(2.0))], axis="depth")
     return m
 

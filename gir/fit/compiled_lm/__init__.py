@@ -343,21 +343,29 @@ def fit_spectra(
         for done in pool.map(run, chunks[1:]):
             if progress is not None:
                 progress(done)
+    counts = (ints[:, codes.OUT_NFEV], ints[:, codes.OUT_NJEV], ints[:, codes.OUT_STATUS])
+    return _stacked(sp, x, cov, floats[:, codes.OUT_COST], *counts, ints[:, codes.OUT_DEFICIENT],
+                    time.perf_counter() - t0, compile_time, threads)  # fmt: skip
+
+
+def _stacked(sp: SpectraProblem, x, cov, cost, nfev, njev, status, deficient, wall: float, first: float,
+             threads: int) -> CompiledFits:  # fmt: skip
+    """The solvers' per-spectrum outputs as :class:`CompiledFits`."""
     return CompiledFits(
         param_names=sp.names,
         x=x,
         init=sp.x0,
         bounds=(sp.lo.copy(), sp.hi.copy()),
         covar=cov,
-        cost=floats[:, codes.OUT_COST],
+        cost=cost,
         ndata=sp.ndata,
-        nfev=ints[:, codes.OUT_NFEV],
-        njev=ints[:, codes.OUT_NJEV],
-        status=ints[:, codes.OUT_STATUS],
-        deficient=ints[:, codes.OUT_DEFICIENT].astype(bool),
+        nfev=np.asarray(nfev, np.int64),
+        njev=np.asarray(njev, np.int64),
+        status=np.asarray(status, np.int64),
+        deficient=np.asarray(deficient).astype(bool),
         weighted=sp.weighted,
-        wall_time=time.perf_counter() - t0,
-        first_chunk_time=compile_time,
+        wall_time=wall,
+        first_chunk_time=first,
         threads=threads,
     )
 
@@ -396,21 +404,5 @@ def _fit_jax(sp: SpectraProblem, progress: Callable[[int], None] | None, chunk: 
                 first = time.perf_counter() - t0
             if progress is not None:
                 progress(count)
-    x, cov, cost, nfev, njev, status, deficient = (np.concatenate(c) for c in zip(*parts, strict=True))
-    return CompiledFits(
-        param_names=sp.names,
-        x=x,
-        init=sp.x0,
-        bounds=(sp.lo.copy(), sp.hi.copy()),
-        covar=cov,
-        cost=cost,
-        ndata=sp.ndata,
-        nfev=nfev.astype(np.int64),
-        njev=njev.astype(np.int64),
-        status=status.astype(np.int64),
-        deficient=deficient.astype(bool),
-        weighted=sp.weighted,
-        wall_time=time.perf_counter() - t0,
-        first_chunk_time=first,
-        threads=1,
-    )
+    outputs = (np.concatenate(c) for c in zip(*parts, strict=True))  # x, cov, cost, nfev, ..., deficient
+    return _stacked(sp, *outputs, time.perf_counter() - t0, first, 1)
